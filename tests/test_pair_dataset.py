@@ -1,0 +1,181 @@
+"""Class index, IntraClassPairDataset and pair_collate on small on-disk datasets."""
+import glob
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmdet.registry import DATASETS as DET_DATASETS
+from mmengine.dataset import DefaultSampler, worker_init_fn
+from mmengine.registry import FUNCTIONS, init_default_scope
+from mmseg.registry import DATASETS as SEG_DATASETS
+from pycocotools.coco import COCO
+
+import ipsd_mm  # noqa: F401
+from ipsd_mm.data import pair_collate
+from ipsd_mm.data.class_index import segmentation_class_index
+from ipsd_mm.pair_meta import CLASSES, INSTANCE_PAIRS, PAIR_ID, ROLE
+from test_transforms import det_dataset_cfg, seg_dataset_cfg
+
+SEG_LOAD = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
+DET_LOAD = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)]
+
+
+def seg_pairs(root, **kwargs):
+    init_default_scope('mmseg')
+    return SEG_DATASETS.build(dict(
+        type='IntraClassPairDataset', dataset=seg_dataset_cfg(root, SEG_LOAD),
+        pipeline=[dict(type='IntraClassPatchSwap', patch_size=8), dict(type='PackSegInputs')],
+        **kwargs))
+
+
+def det_pairs(root, **kwargs):
+    init_default_scope('mmdet')
+    return DET_DATASETS.build(dict(
+        type='IntraClassPairDataset', dataset=det_dataset_cfg(root, DET_LOAD),
+        pipeline=[dict(type='IntraClassPatchSwap', box_grid=2, min_cell_size=2),
+                  dict(type='PackDetInputs')], **kwargs))
+
+
+def test_det_class_index_matches_annotations(digit_scenes):
+    ds = det_pairs(digit_scenes)
+    coco = COCO(osp.join(digit_scenes, 'annotations/train.json'))
+    for i in range(len(ds)):
+        img_id = ds.dataset.get_data_info(i)['img_id']
+        cats = {a['category_id'] - 1 for a in coco.imgToAnns[img_id] if not a['iscrowd']}
+        assert ds.class_index[i].tolist() == sorted(cats)
+
+
+def test_seg_class_index_matches_label_maps_and_is_cached(digit_scenes, tmp_path):
+    cache = str(tmp_path / 'index.pkl')
+    ds = seg_pairs(digit_scenes, class_index_cache=cache)
+    for i in range(len(ds)):
+        label = cv2.imread(ds.dataset.get_data_info(i)['seg_map_path'], cv2.IMREAD_UNCHANGED)
+        assert ds.class_index[i].tolist() == sorted(np.unique(label).tolist())
+    stamp = os.stat(cache).st_mtime_ns
+    again = seg_pairs(digit_scenes, class_index_cache=cache)  # reused: the file is untouched
+    assert os.stat(cache).st_mtime_ns == stamp
+    assert [c.tolist() for c in again.class_index] == [c.tolist() for c in ds.class_index]
+    with open(cache, 'r+b') as f:  # truncated: rebuilt, not trusted
+        f.truncate(10)
+    assert [c.tolist() for c in seg_pairs(digit_scenes, class_index_cache=cache).class_index] \
+        == [c.tolist() for c in ds.class_index]
+
+
+def test_seg_cache_follows_label_files_and_settings(digit_scenes, tmp_path):
+    root = str(tmp_path / 'copy')
+    import shutil
+    shutil.copytree(digit_scenes, root)
+    cache = str(tmp_path / 'index.pkl')
+    ds = seg_pairs(root, class_index_cache=cache)
+    label_path = ds.dataset.get_data_info(0)['seg_map_path']
+    cv2.imwrite(label_path, np.full((64, 64), 9, np.uint8))  # the label file changes
+    assert seg_pairs(root, class_index_cache=cache).class_index[0].tolist() == [9]
+    inner = seg_dataset_cfg(root, SEG_LOAD)
+    inner['reduce_zero_label'] = True  # the label settings change: 9 becomes 8
+    init_default_scope('mmseg')
+    index = segmentation_class_index(SEG_DATASETS.build(inner), cache)
+    assert index[0].tolist() == [8]
+
+
+def test_every_pair_shares_a_class_and_partner_is_not_anchor(digit_scenes):
+    for ds, key in ((seg_pairs(digit_scenes), CLASSES), (det_pairs(digit_scenes), INSTANCE_PAIRS)):
+        assert len(ds) == len(ds.dataset) and ds.metainfo == ds.dataset.metainfo
+        rng = np.random.default_rng(0)
+        for i in range(len(ds)):
+            for _ in range(5):
+                j = ds.partner_of(i, rng)
+                assert j != i
+                assert set(ds.class_index[i].tolist()) & set(ds.class_index[j].tolist())
+            a, b = ds[i]
+            assert a['data_samples'].get(ROLE) == 0 and b['data_samples'].get(ROLE) == 1
+            assert a['data_samples'].get(PAIR_ID) == b['data_samples'].get(PAIR_ID) == i
+            assert a['data_samples'].get(key) == b['data_samples'].get(key)
+
+
+def test_lonely_class_gets_a_random_partner(digit_scenes):
+    ds = det_pairs(digit_scenes)
+    ds.class_index[0] = np.array([99])  # a class no other image holds
+    ds.images_of_class[99] = np.array([0])
+    assert ds.partner_of(0, np.random.default_rng(0)) != 0
+
+
+def test_bad_pipelines_and_datasets_are_named(digit_scenes, tmp_path):
+    init_default_scope('mmseg')
+    with pytest.raises(ValueError, match='IntraClassPatchSwap'):
+        SEG_DATASETS.build(dict(type='IntraClassPairDataset',
+                                dataset=seg_dataset_cfg(digit_scenes, SEG_LOAD),
+                                pipeline=[dict(type='PackSegInputs')]))
+    with pytest.raises(ValueError, match='PackSegInputs'):
+        SEG_DATASETS.build(dict(type='IntraClassPairDataset',
+                                dataset=seg_dataset_cfg(digit_scenes, SEG_LOAD),
+                                pipeline=[dict(type='IntraClassPatchSwap')]))
+    empty = str(tmp_path / 'empty')
+    os.makedirs(osp.join(empty, 'images/train'))
+    os.makedirs(osp.join(empty, 'labels/train'))
+    with pytest.raises(ValueError, match='empty'):
+        seg_pairs(empty)
+    blank = str(tmp_path / 'blank')
+    for sub in ('images/train', 'labels/train'):
+        os.makedirs(osp.join(blank, sub))
+    cv2.imwrite(osp.join(blank, 'images/train/0.png'), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(osp.join(blank, 'labels/train/0.png'), np.full((8, 8), 255, np.uint8))
+    with pytest.raises(ValueError, match='no image .* holds any class'):
+        seg_pairs(blank)
+    broken = str(tmp_path / 'broken')
+    for sub in ('images/train', 'labels/train'):
+        os.makedirs(osp.join(broken, sub))
+    cv2.imwrite(osp.join(broken, 'images/train/0.png'), np.zeros((8, 8, 3), np.uint8))
+    with open(osp.join(broken, 'labels/train/0.png'), 'wb') as f:
+        f.write(b'not a png')
+    with pytest.raises(OSError, match='cannot read label map'):
+        seg_pairs(broken)
+
+
+def test_lazy_init_and_repr(digit_scenes):
+    ds = det_pairs(digit_scenes, lazy_init=True)
+    assert not ds._fully_initialized
+    assert len(ds) > 0 and ds._fully_initialized  # full_init on first use
+    assert 'IntraClassPairDataset' in repr(ds)
+
+
+def loader(ds, batch_size, seed, num_workers=2):
+    from functools import partial
+    return torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, num_workers=num_workers, collate_fn=pair_collate,
+        sampler=DefaultSampler(ds, shuffle=True, seed=seed),
+        worker_init_fn=partial(worker_init_fn, num_workers=num_workers, rank=0, seed=seed),
+        persistent_workers=num_workers > 0)
+
+
+def test_dataloader_with_workers_and_preprocessors(digit_scenes):
+    from mmdet.models.data_preprocessors import DetDataPreprocessor
+    from mmseg.models.data_preprocessor import SegDataPreProcessor
+    assert FUNCTIONS.get('pair_collate') is pair_collate
+    for ds, pre in ((seg_pairs(digit_scenes), SegDataPreProcessor(size_divisor=32)),
+                    (det_pairs(digit_scenes), DetDataPreprocessor(pad_size_divisor=32))):
+        for batch in loader(ds, batch_size=3, seed=1):
+            samples = batch['data_samples']
+            assert len(samples) == len(batch['inputs']) and len(samples) % 2 == 0
+            assert [s.get(ROLE) for s in samples] == [0, 1] * (len(samples) // 2)
+            ids = [s.get(PAIR_ID) for s in samples]
+            assert ids == [k // 2 for k in range(len(samples))]  # unique per pair in the batch
+            out = pre(batch, training=True)
+            assert out['inputs'].shape[0] == len(samples)
+        plain = ds[0][0]  # a batch of plain samples collates as pseudo_collate does
+        assert pair_collate([plain])['inputs'][0] is plain['inputs']
+
+
+def test_seeded_runs_give_the_same_pairs(digit_scenes):
+    def pairs(seed):
+        ds = det_pairs(digit_scenes)
+        got = []
+        for batch in loader(ds, batch_size=2, seed=seed):
+            got += [(s.img_path, s.get(INSTANCE_PAIRS)) for s in batch['data_samples']]
+        return got
+    torch.manual_seed(0)
+    first = pairs(3)
+    torch.manual_seed(0)
+    assert pairs(3) == first
