@@ -1,0 +1,192 @@
+"""``IntraClassPairDataset``: each item is an anchor and a partner that share a class, swapped
+and packed, ready for :func:`pair_collate`."""
+import copy
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from mmcv.transforms import Compose
+from mmdet.registry import DATASETS as DET_DATASETS
+from mmdet.registry import TRANSFORMS as DET_TRANSFORMS
+from mmengine.dataset import BaseDataset
+from mmengine.dataset.base_dataset import force_full_init
+from mmengine.registry import Registry
+from mmseg.registry import DATASETS as SEG_DATASETS
+from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS
+
+from ..pair_meta import ANCHOR, CLASSES, INSTANCE_PAIRS, PAIR_ID, PARTNER, ROLE, SWAP_RECORD
+from ..rng import ProcessRNG
+from .class_index import ClassIndex, detection_class_index, segmentation_class_index
+
+
+class _IntraClassPairDataset:
+    """Pairs each image with another image of one of its classes.
+
+    Item ``i`` is anchor ``i`` and a partner ``j != i``: a class is drawn uniformly among the
+    anchor's classes, then ``j`` uniformly among the other images that hold it (if no class of
+    ``i`` has another image, ``j`` is random and the swap leaves the pair alone). Both go through
+    the inner dataset's own pipeline, then through ``pipeline``: its first transform,
+    ``IntraClassPatchSwap``, sees both; the rest, ending with the packing transform, runs on
+    each member. The item is the two packed samples, their data samples stamped with the pair
+    metadata of :mod:`ipsd_mm.pair_meta`.
+
+    ``batch_size`` in the dataloader counts pairs: a batch holds twice as many images.
+
+    Args:
+        dataset (dict | BaseDataset): the dataset to pair, with its own load/augment pipeline
+            (ending before the packing transform).
+        pipeline (list[dict]): ``IntraClassPatchSwap`` first, the packing transform last.
+        class_index_cache (str | bool, optional): segmentation only: the file caching the
+            class index; None: a file in the user cache folder (``$IPSD_MM_CACHE`` or
+            ``~/.cache/ipsd_mm``); False: no cache.
+        max_refetch (int): how often to draw another anchor or partner when a pipeline returns
+            None, before giving up. Defaults to 100.
+        lazy_init (bool): defer loading the inner dataset and the class index until
+            ``full_init``, as MMEngine's wrappers do. Defaults to False.
+    """
+    _datasets: Registry
+    _transforms: Registry
+    _pack_name: str
+    _record_key: str  # the swap record's entry that travels as metainfo
+    _meta_key: str
+
+    def __init__(self, dataset: Union[dict, BaseDataset], pipeline: Sequence[dict],
+                 class_index_cache: Union[str, bool, None] = None, max_refetch: int = 100,
+                 lazy_init: bool = False) -> None:
+        if isinstance(dataset, dict):  # loaded in full_init, where an empty one gets a clear error
+            dataset = self._datasets.build(dict(dataset, lazy_init=True))
+        self.dataset = dataset
+        self.swap, self.member_pipeline = self._build_pipeline(pipeline)
+        self.class_index_cache = class_index_cache
+        self.max_refetch = max_refetch
+        self.rng = ProcessRNG()
+        self._metainfo = self.dataset.metainfo
+        self.class_index: ClassIndex = []
+        self.images_of_class: Dict[int, np.ndarray] = {}
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    def _build_pipeline(self, pipeline: Sequence[dict]):
+        name = type(self).__name__
+        if not pipeline:
+            raise ValueError(f"{name}: 'pipeline' is empty; it must start with "
+                             f'IntraClassPatchSwap and end with {self._pack_name}')
+        transforms = [self._transforms.build(t) if isinstance(t, dict) else t for t in pipeline]
+        swap_cls = self._transforms.get('IntraClassPatchSwap')
+        pack_cls = self._transforms.get(self._pack_name)
+        if not isinstance(transforms[0], swap_cls):
+            raise ValueError(f"{name}: 'pipeline' must start with dict(type='IntraClassPatchSwap'"
+                             f', ...), got {type(transforms[0]).__name__}')
+        if len(transforms) < 2 or not isinstance(transforms[-1], pack_cls):
+            raise ValueError(f"{name}: 'pipeline' must end with dict(type='{self._pack_name}'); "
+                             f'move the packing transform out of the inner dataset pipeline')
+        return transforms[0], Compose(transforms[1:])
+
+    @property
+    def metainfo(self) -> dict:
+        return copy.deepcopy(self._metainfo)
+
+    def full_init(self) -> None:
+        """Load the inner dataset and build the class index."""
+        if self._fully_initialized:
+            return
+        name = type(self.dataset).__name__
+        empty = ValueError(f'IntraClassPairDataset: the dataset {name} is empty; check its '
+                           'data_root, data_prefix, ann_file and filter_cfg')
+        try:
+            self.dataset.full_init()
+        except Exception as e:
+            if getattr(self.dataset, 'data_list', None) == []:  # MMEngine fails to serialise it
+                raise empty from e
+            raise
+        if len(self.dataset) == 0:
+            raise empty
+        self.class_index = self._build_class_index()
+        holders: Dict[int, List[int]] = {}
+        for i, classes in enumerate(self.class_index):
+            for c in classes:
+                holders.setdefault(int(c), []).append(i)
+        if not holders:
+            raise ValueError(f'IntraClassPairDataset: no image of {name} holds any class, so '
+                             'nothing can be paired; check the annotations and label settings')
+        self.images_of_class = {c: np.asarray(v) for c, v in holders.items()}
+        self._fully_initialized = True
+
+    def _build_class_index(self) -> ClassIndex:
+        raise NotImplementedError
+
+    @force_full_init
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @force_full_init
+    def get_data_info(self, idx: int) -> dict:
+        return self.dataset.get_data_info(idx)
+
+    def partner_of(self, idx: int, rng: np.random.Generator) -> int:
+        """A partner for ``idx`` sharing one of its classes, else a random other image."""
+        classes = [c for c in self.class_index[idx] if len(self.images_of_class[int(c)]) > 1]
+        if classes:
+            holders = self.images_of_class[int(classes[rng.integers(len(classes))])]
+            j = holders[rng.integers(len(holders) - 1)]
+            return int(j if j != idx else holders[-1])  # uniform over the others
+        if len(self) == 1:
+            return idx
+        j = int(rng.integers(len(self) - 1))
+        return j if j < idx else j + 1
+
+    @force_full_init
+    def __getitem__(self, idx: int) -> List[dict]:
+        rng = self.rng()
+        for _ in range(self.max_refetch + 1):
+            pair = self._prepare_pair(idx, rng)
+            if pair is not None:
+                return pair
+            idx = int(rng.integers(len(self)))
+        raise RuntimeError(f'IntraClassPairDataset: no valid pair after {self.max_refetch} '
+                           'refetches: the pipelines keep returning None; check them')
+
+    def _prepare_pair(self, idx: int, rng: np.random.Generator) -> Optional[List[dict]]:
+        anchor = self.dataset[idx]
+        partner = self.dataset[self.partner_of(idx, rng)]
+        if anchor is None or partner is None:
+            return None
+        if 'data_samples' in anchor:
+            raise ValueError('IntraClassPairDataset: the inner dataset already packs its samples'
+                             f'; move {self._pack_name} from its pipeline to the pair pipeline')
+        anchor['mix_results'] = [partner]
+        anchor = self.swap(anchor)
+        anchor.pop('mix_results')
+        packed = [self.member_pipeline(anchor), self.member_pipeline(partner)]
+        if any(p is None for p in packed):
+            return None
+        for role, member, sample in zip((ANCHOR, PARTNER), (anchor, partner), packed):
+            sample['data_samples'].set_metainfo({
+                PAIR_ID: idx, ROLE: role,
+                self._meta_key: list(member[SWAP_RECORD][self._record_key])})
+        return packed
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(dataset={type(self.dataset).__name__}, '
+                f'len={len(self.dataset)}, swap={self.swap!r})')
+
+
+@DET_DATASETS.register_module(name='IntraClassPairDataset')
+class DetIntraClassPairDataset(_IntraClassPairDataset):
+    __doc__ = _IntraClassPairDataset.__doc__
+    _datasets, _transforms = DET_DATASETS, DET_TRANSFORMS
+    _pack_name, _record_key, _meta_key = 'PackDetInputs', 'instance_pairs', INSTANCE_PAIRS
+
+    def _build_class_index(self) -> ClassIndex:
+        return detection_class_index(self.dataset)
+
+
+@SEG_DATASETS.register_module(name='IntraClassPairDataset')
+class SegIntraClassPairDataset(_IntraClassPairDataset):
+    __doc__ = _IntraClassPairDataset.__doc__
+    _datasets, _transforms = SEG_DATASETS, SEG_TRANSFORMS
+    _pack_name, _record_key, _meta_key = 'PackSegInputs', 'classes', CLASSES
+
+    def _build_class_index(self) -> ClassIndex:
+        return segmentation_class_index(self.dataset, self.class_index_cache or None,
+                                        use_cache=self.class_index_cache is not False)
