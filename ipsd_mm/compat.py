@@ -3,12 +3,16 @@
 MMEngine 0.10.7 calls ``torch.load(filename, map_location=...)`` without ``weights_only``. Since
 torch 2.6 that means ``weights_only=True``, and the checkpoints the Runner itself writes no longer
 load (for ``resume`` or for testing) because their ``message_hub`` holds MMEngine
-``HistoryBuffer`` objects and numpy arrays and scalars. Rather than switching ``weights_only``
-off for every file, we allow exactly those classes on torch's safe list.
+``HistoryBuffer`` objects (with their statistics methods, pickled through ``getattr``) and numpy
+arrays and scalars. Rather than switching ``weights_only`` off for every file, we allow exactly
+those classes on torch's safe list, and serve only the ``getattr`` lookups a ``HistoryBuffer``
+needs.
 
 Remove this module once the pinned MMEngine passes ``weights_only`` itself (or ships its own
 allow-list), i.e. when the stack moves past mmengine 0.10.7.
 """
+import pickle
+
 import numpy as np
 import torch
 
@@ -24,13 +28,44 @@ def _numpy_globals() -> list:
     return [_reconstruct, scalar, np.ndarray, np.dtype, *dtypes]
 
 
+def _history_buffer_statistic(owner, name: str):
+    """Stands in for ``getattr`` while unpickling: a ``HistoryBuffer`` pickles its statistics
+    methods as ``getattr(HistoryBuffer, 'mean')``. Only those lookups are served; allowing the
+    real ``getattr`` would let a file reach anything and defeat ``weights_only``."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'ipsd_mm.compat: refusing getattr({owner!r}, {name!r}) in a weights_only load')
+
+
 def allow_runner_checkpoints() -> None:
-    """Put the classes in a Runner checkpoint on torch's ``weights_only`` safe list."""
+    """Put what a Runner checkpoint holds on torch's ``weights_only`` safe list."""
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is None:  # torch < 2.4 loads them without a list
         return
     from mmengine.logging.history_buffer import HistoryBuffer
-    add([HistoryBuffer, *_numpy_globals()])
+    add([HistoryBuffer, *_numpy_globals(), (_history_buffer_statistic, 'builtins.getattr')])
 
 
 allow_runner_checkpoints()
+
+
+def setup_cpu_distributed(cfg, launcher: str) -> None:
+    """Let ``--launcher pytorch`` (torchrun) train on CPUs.
+
+    MMEngine 0.10.7 calls ``torch.cuda.set_device`` while initialising the process group and
+    gives DDP ``device_ids=[LOCAL_RANK]``; without CUDA both fail. On a machine without CUDA we
+    initialise the gloo process group ourselves (the Runner then skips its own) and let DDP wrap
+    the CPU module. A no-op with CUDA or without a launcher. Remove with the rest of this module
+    once MMEngine handles CPU-only DDP.
+    """
+    import torch.distributed as dist
+    if launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel',
+                                                    broadcast_buffers=False)
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
