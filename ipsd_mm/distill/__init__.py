@@ -1,0 +1,7 @@
+"""The distillation side: paired KL (``loss``), logits per model family (``adapters``) and the
+hook that adds the term to training (``hook``)."""
+from .adapters import build_adapter
+from .hook import IPSDHook
+from .loss import paired_kl, region_to_pixel_kl
+
+__all__ = ['IPSDHook', 'build_adapter', 'paired_kl', 'region_to_pixel_kl']

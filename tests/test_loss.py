@@ -1,0 +1,86 @@
+"""The paired KL: values, gradients, roles, scaling and numerical safety."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ipsd_mm.distill.loss import paired_kl, region_to_pixel_kl
+
+
+def direct_kl(teacher, student, t):
+    p = F.softmax(teacher / t, -1)
+    return float((p * (p.log() - F.log_softmax(student / t, -1))).sum() * t * t)
+
+
+def test_matches_direct_computation_and_teacher_is_the_confident_member():
+    za = torch.tensor([[2.0, 0.5, -1.0], [0.0, 0.1, 0.2]], requires_grad=True)
+    zb = torch.tensor([[0.5, 1.0, 0.0], [0.0, 3.0, 0.2]], requires_grad=True)
+    classes = torch.tensor([0, 1])
+    t = 2.0
+    # pair 0: A is more confident in class 0 -> A teaches; pair 1: B in class 1 -> B teaches.
+    expected = (direct_kl(za[0].detach(), zb[0].detach(), t)
+                + direct_kl(zb[1].detach(), za[1].detach(), t)) / 2
+    loss = paired_kl(za, zb, classes, t)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    # Gradient only reaches the student member of each pair.
+    assert za.grad[0].abs().sum() == 0 and zb.grad[0].abs().sum() > 0
+    assert zb.grad[1].abs().sum() == 0 and za.grad[1].abs().sum() > 0
+
+
+def test_identical_members_give_zero_and_symmetry():
+    z = torch.randn(5, 4)
+    c = torch.randint(0, 4, (5,))
+    assert paired_kl(z, z.clone(), c).item() == pytest.approx(0.0, abs=1e-6)
+    a, b = torch.randn(5, 4), torch.randn(5, 4)
+    assert paired_kl(a, b, c).item() == pytest.approx(paired_kl(b, a, c).item(), rel=1e-5)
+
+
+def test_temperature_scales_as_documented():
+    a, b, c = torch.randn(3, 6), torch.randn(3, 6), torch.tensor([0, 1, 2])
+    for t in (1.0, 4.0):
+        manual = sum(direct_kl(*((a[k], b[k]) if F.softmax(a[k] / t, -1)[c[k]]
+                                 >= F.softmax(b[k] / t, -1)[c[k]] else (b[k], a[k])), t)
+                     for k in range(3)) / 3
+        assert paired_kl(a, b, c, t).item() == pytest.approx(manual, rel=1e-5)
+
+
+def test_empty_input_gives_attached_zero():
+    za = torch.zeros(0, 3, requires_grad=True)
+    loss = paired_kl(za, torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    assert loss.item() == 0 and loss.requires_grad
+    loss.backward()
+
+
+@pytest.mark.parametrize('scale', [1e2, 1e4, 3e4])
+def test_extreme_logits_stay_finite(scale):
+    a = torch.randn(8, 5) * scale
+    b = torch.randn(8, 5) * scale
+    a.requires_grad_()
+    loss = paired_kl(a, b, torch.randint(0, 5, (8,)))
+    loss.backward()
+    assert math.isfinite(loss.item()) and torch.isfinite(a.grad).all()
+
+
+def test_under_autocast_computes_in_float32():
+    a = torch.randn(4, 5, dtype=torch.bfloat16) * 300
+    b = torch.randn(4, 5, dtype=torch.bfloat16) * 300
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = paired_kl(a, b, torch.tensor([0, 1, 2, 3]))
+    assert loss.dtype == torch.float32 and math.isfinite(loss.item())
+
+
+def test_pixel_mode_targets_every_student_pixel():
+    region_a = torch.tensor([[3.0, 0.0]])  # A confident in class 0: A teaches
+    region_b = torch.tensor([[0.0, 0.0]])
+    pixels_a = torch.randn(4, 2, requires_grad=True)
+    pixels_b = torch.randn(3, 2, requires_grad=True)
+    loss = region_to_pixel_kl(region_a, region_b, torch.tensor([0]), pixels_a,
+                              torch.zeros(4, dtype=torch.long), pixels_b,
+                              torch.zeros(3, dtype=torch.long), temperature=1.0)
+    expected = sum(direct_kl(region_a[0], pixels_b[k].detach(), 1.0) for k in range(3)) / 3
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert pixels_a.grad is None or pixels_a.grad.abs().sum() == 0
+    assert pixels_b.grad.abs().sum() > 0
