@@ -52,6 +52,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! have 'import ipsd_mm'; then
   echo "$want" > "$stamp"
 fi
 
+run_step "openmim, for 'mim train ipsd_mm CONFIG'"
+# Without its opendatalab dependency: that pulls openxlab, which pins setuptools 60, requests
+# 2.28 and rich 13.4 over this stack's. mim's commands never import it.
+if ! have 'import mim, pandas, tabulate, model_index'; then
+  pip install -q --no-deps 'openmim==0.3.9'
+  pip install -q click colorama model-index pandas requests rich tabulate 2>&1 \
+    | { grep -v -e opendatalab -e 'dependency resolver does not' || true; }
+fi
+
 run_step "check the stack"
 "$py" - <<'PY'
 import mmcv, mmcv.ops, mmdet, mmseg, mmengine, torch, ipsd_mm

@@ -1,7 +1,7 @@
 """``IntraClassPairDataset``: each item is an anchor and a partner that share a class, swapped
 and packed, ready for :func:`pair_collate`."""
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmcv.transforms import Compose
@@ -146,7 +146,9 @@ class _IntraClassPairDataset:
         raise RuntimeError(f'IntraClassPairDataset: no valid pair after {self.max_refetch} '
                            'refetches: the pipelines keep returning None; check them')
 
-    def _prepare_pair(self, idx: int, rng: np.random.Generator) -> Optional[List[dict]]:
+    def swapped_pair(self, idx: int, rng: np.random.Generator) -> Optional[Tuple[dict, dict]]:
+        """Anchor ``idx`` and a partner through the inner pipeline and the swap, not yet packed
+        (their ``ipsd`` record holds the swapped cells); None when a pipeline dropped one."""
         anchor = self.dataset[idx]
         partner = self.dataset[self.partner_of(idx, rng)]
         if anchor is None or partner is None:
@@ -157,6 +159,13 @@ class _IntraClassPairDataset:
         anchor['mix_results'] = [partner]
         anchor = self.swap(anchor)
         anchor.pop('mix_results')
+        return anchor, partner
+
+    def _prepare_pair(self, idx: int, rng: np.random.Generator) -> Optional[List[dict]]:
+        pair = self.swapped_pair(idx, rng)
+        if pair is None:
+            return None
+        anchor, partner = pair
         packed = [self.member_pipeline(anchor), self.member_pipeline(partner)]
         if any(p is None for p in packed):
             return None

@@ -1,0 +1,91 @@
+"""Draw intra-class pairs of an IPSD config: both members side by side, ground truth overlaid
+with the mmdet/mmseg visualizer, the swapped cells outlined in yellow.
+
+    python tools/browse_pairs.py CONFIG --output-dir DIR [--num 8] [--seed 0]
+                                        [--cfg-options k=v ...]
+"""
+import argparse
+import os
+import os.path as osp
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import DATASETS, VISUALIZERS, init_default_scope
+from mmengine.utils import ProgressBar, import_modules_from_strings
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Draw the intra-class pairs of a config')
+    parser.add_argument('config', help='an IPSD config (train dataset IntraClassPairDataset)')
+    parser.add_argument('--output-dir', required=True, help='where the PNGs go')
+    parser.add_argument('--num', type=int, default=8, help='how many pairs')
+    parser.add_argument('--seed', type=int, default=0, help='draws the pairs')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
+    return parser.parse_args()
+
+
+def draw_member(visualizer, results: dict, packed: dict, name: str) -> np.ndarray:
+    """One member: its packed image with ground truth, its swapped cells outlined."""
+    image = packed['inputs'].permute(1, 2, 0).numpy()[..., ::-1].copy()  # BGR CHW -> RGB HWC
+    sample = packed['data_samples']
+    boxes = sample.get('gt_instances', {}).get('bboxes')
+    if boxes is not None and hasattr(boxes, 'tensor'):  # the mmdet visualizer wants a tensor
+        sample.gt_instances.bboxes = boxes.tensor
+    visualizer.add_datasample(name, image, sample, draw_gt=True, draw_pred=False, show=False)
+    drawn = visualizer.get_image()
+    cells = results['ipsd'].get('cells', [])
+    if cells:
+        visualizer.set_image(drawn)
+        boxes = torch.tensor([[x0, y0, x1, y1] for y0, y1, x0, x1 in cells], dtype=torch.float)
+        visualizer.draw_bboxes(boxes, edge_colors='yellow', line_widths=2)
+        drawn = visualizer.get_image()
+    return drawn
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarray:
+    height = max(left.shape[0], right.shape[0])
+    pad = lambda im: np.pad(im, ((0, height - im.shape[0]), (0, 0), (0, 0)), constant_values=255)
+    return np.concatenate([pad(left), np.full((height, gap, 3), 255, np.uint8), pad(right)], 1)
+
+
+def browse(cfg: Config, output_dir: str, num: int, seed: int) -> list:
+    """Write ``num`` pair pictures under ``output_dir``; returns their paths."""
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    if not hasattr(dataset, 'swapped_pair'):
+        raise ValueError(f'{cfg.filename}: the train dataset is {type(dataset).__name__}; '
+                         'browse_pairs draws configs whose train dataset is IntraClassPairDataset')
+    visualizer = VISUALIZERS.build(dict(cfg.visualizer, name='browse_pairs', vis_backends=None))
+    visualizer.dataset_meta = dataset.metainfo
+    os.makedirs(output_dir, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths, progress = [], ProgressBar(num)
+    for idx in rng.permutation(len(dataset))[:num]:
+        pair = dataset.swapped_pair(int(idx), rng)
+        if pair is None:
+            continue
+        members = [draw_member(visualizer, results, dataset.member_pipeline(dict(results)),
+                               f'{idx}_{role}') for role, results in enumerate(pair)]
+        path = osp.join(output_dir, f'pair_{int(idx):05d}.png')
+        mmcv.imwrite(side_by_side(*members)[..., ::-1], path)
+        paths.append(path)
+        progress.update()
+    return paths
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    paths = browse(cfg, args.output_dir, args.num, args.seed)
+    print(f'\nwrote {len(paths)} pair pictures to {args.output_dir}')
+
+
+if __name__ == '__main__':
+    main()
