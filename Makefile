@@ -11,3 +11,9 @@ setup:
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The main job: DigitScenes, baseline vs IPSD for segmentation and detection, on the CPU.
+DEMO_ARGS ?=
+.PHONY: demo
+demo: setup
+	cd tools && $(PY) run_demo.py --data-root $(CURDIR)/data/digit_scenes --work-dir $(CURDIR)/work_dirs/demo $(DEMO_ARGS)

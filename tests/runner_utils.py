@@ -3,22 +3,9 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from run_demo import point_to  # tools/ is on sys.path (conftest)
+
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
-
-
-def point_to(node, root: str):
-    """Every ``data_root`` in the config points at ``root``; so does CocoMetric's ann_file."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == 'data_root':
-                node[key] = root if not str(value).endswith('/') else root + '/'
-            elif key == 'ann_file' and node.get('type') == 'CocoMetric':
-                node[key] = osp.join(root, 'annotations/val.json')
-            else:
-                point_to(value, root)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            point_to(value, root)
 
 
 def tiny_cfg(config: str, root: str, work_dir: str, iters: int = 2, batch: int = 2) -> Config:
