@@ -5,7 +5,7 @@ inside matched boxes. Both follow the OpenMMLab multi-image protocol (the partne
 ``results['mix_results']``), so they serve :class:`IntraClassPairDataset` and each library's
 ``MultiImageMixDataset`` alike.
 """
-from typing import List, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 from mmcv.transforms import BaseTransform

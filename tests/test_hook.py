@@ -12,7 +12,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 from ipsd_mm import IPSDHook
-from runner_utils import CONFIGS, tiny_cfg
+from runner_utils import tiny_cfg
 
 SEG = 'demo/deeplabv3_r18-d8_digit-scenes_ipsd.py'
 RETINA = 'demo/retinanet_r18_fpn_digit-scenes_ipsd.py'

@@ -1,5 +1,4 @@
 """Class index, IntraClassPairDataset and pair_collate on small on-disk datasets."""
-import glob
 import os
 import os.path as osp
 

@@ -1,6 +1,5 @@
 """The foundation: the compiled stack, registration, library configs, and a real Runner that
 trains, checkpoints, resumes and evaluates on the CPU."""
-import glob
 import math
 import os.path as osp
 

@@ -1,5 +1,4 @@
 """IntraClassPatchSwap through real mmdet/mmseg loading, packing and MultiImageMixDataset."""
-import os.path as osp
 
 import numpy as np
 import pytest

@@ -8,7 +8,6 @@ mIoU / bbox mAP, seconds per iteration, and the IPSD/baseline time ratio.
 """
 import argparse
 import json
-import os
 import os.path as osp
 
 import numpy as np

@@ -1,0 +1,115 @@
+"""The user's tools: the DigitScenes generator, browse_pairs.py, the demo, mim and train.py."""
+import glob
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from make_digit_scenes import load_digit_pool, make_digit_scenes
+from runner_utils import CONFIGS
+
+ROOT = osp.dirname(CONFIGS)
+PY = sys.executable
+
+
+def test_generator_is_deterministic_and_valid(tmp_path):
+    roots = [str(tmp_path / name) for name in ('a', 'b')]
+    for root in roots:
+        make_digit_scenes(root, num_train=5, num_val=3, size=(64, 80), seed=3)
+    for rel in ('annotations/train.json', 'images/val/00002.png', 'labels/train/00004.png'):
+        with open(osp.join(roots[0], rel), 'rb') as fa, open(osp.join(roots[1], rel), 'rb') as fb:
+            assert fa.read() == fb.read(), rel
+    for split in ('train', 'val'):
+        coco = COCO(osp.join(roots[0], f'annotations/{split}.json'))  # pycocotools accepts it
+        for img_id, info in coco.imgs.items():
+            label = cv2.imread(osp.join(roots[0], 'labels', split, info['file_name']),
+                               cv2.IMREAD_UNCHANGED)
+            assert label.shape == (64, 80)
+            rebuilt = np.zeros_like(label)
+            for ann in coco.imgToAnns[img_id]:
+                mask = mask_utils.decode(ann['segmentation']).astype(bool)
+                x, y, w, h = ann['bbox']
+                ys, xs = np.nonzero(mask)
+                assert (xs.min(), ys.min()) == (x, y) and (xs.max() + 1, ys.max() + 1) == (x + w, y + h)
+                assert not rebuilt[mask].any()  # visible masks do not overlap
+                rebuilt[mask] = ann['category_id']  # category d + 1 is label d + 1
+            np.testing.assert_array_equal(rebuilt, label)  # masks match the label PNGs
+
+
+def test_train_and_val_share_no_digit_image():
+    train, val = load_digit_pool(seed=0)
+    as_bytes = lambda pool: {img.tobytes() for img, _ in pool}
+    assert len(train) + len(val) == 1797 and not as_bytes(train) & as_bytes(val)
+
+
+def test_browse_pairs_writes_pictures(digit_scenes, tmp_path):
+    for config in ('demo/deeplabv3_r18-d8_digit-scenes_ipsd.py',
+                   'demo/retinanet_r18_fpn_digit-scenes_ipsd.py'):
+        out = str(tmp_path / osp.basename(config))
+        subprocess.run([PY, osp.join(ROOT, 'tools/browse_pairs.py'), osp.join(CONFIGS, config),
+                        '--output-dir', out, '--num', '3', '--cfg-options',
+                        f'train_dataloader.dataset.dataset.data_root={digit_scenes}/'],
+                       check=True, capture_output=True)
+        pictures = glob.glob(osp.join(out, '*.png'))
+        assert len(pictures) == 3
+        for picture in pictures:
+            img = cv2.imread(picture)
+            assert img.shape[1] > 2 * 64 and img.std() > 0
+
+
+def _small_run_options(root, iters=1):
+    return ['--cfg-options', f'train_dataloader.dataset.dataset.data_root={root}/',
+            f'val_dataloader.dataset.data_root={root}/', f'train_cfg.max_iters={iters}',
+            'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+            'train_dataloader.batch_size=1', 'val_dataloader.num_workers=0',
+            'val_dataloader.persistent_workers=False', f'train_cfg.val_interval={iters}']
+
+
+def test_mim_train_ipsd_mm_starts_a_demo_config(digit_scenes, tmp_path):
+    mim = osp.join(osp.dirname(PY), 'mim')
+    work = str(tmp_path / 'mim')
+    proc = subprocess.run([mim, 'train', 'ipsd_mm',
+                           osp.join(CONFIGS, 'demo/deeplabv3_r18-d8_digit-scenes_ipsd.py'),
+                           '--work-dir', work, *_small_run_options(digit_scenes)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert osp.isfile(osp.join(work, 'iter_1.pth'))
+    log = open(glob.glob(osp.join(work, '*', '*.log'))[0]).read()
+    assert 'loss_ipsd' in log
+
+
+def test_train_then_test_from_checkpoint_on_the_command_line(digit_scenes, tmp_path):
+    work = str(tmp_path / 'cli')
+    config = osp.join(CONFIGS, 'demo/retinanet_r18_fpn_digit-scenes_ipsd.py')
+    subprocess.run([PY, osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work,
+                    *_small_run_options(digit_scenes), 'val_evaluator.ann_file=' +
+                    osp.join(digit_scenes, 'annotations/val.json')],
+                   check=True, capture_output=True)
+    proc = subprocess.run([PY, osp.join(ROOT, 'tools/test.py'), config,
+                           osp.join(work, 'iter_1.pth'), '--work-dir', work, '--cfg-options',
+                           f'test_dataloader.dataset.data_root={digit_scenes}/',
+                           'test_dataloader.num_workers=0',
+                           'test_dataloader.persistent_workers=False',
+                           'test_evaluator.ann_file=' +
+                           osp.join(digit_scenes, 'annotations/val.json')],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'Iter(test)' in proc.stdout + proc.stderr
+
+
+def test_demo_quick_run_prints_the_table(tmp_path):
+    proc = subprocess.run([PY, osp.join(ROOT, 'tools/run_demo.py'), '--iters', '2',
+                           '--num-train', '8', '--num-val', '4', '--num-pairs', '1',
+                           '--tasks', 'seg', '--data-root', str(tmp_path / 'data'),
+                           '--work-dir', str(tmp_path / 'work')],
+                          capture_output=True, text=True, cwd=osp.join(ROOT, 'tools'))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'IPSD/baseline time' in proc.stdout
+    results = json.load(open(tmp_path / 'work' / 'demo_results.json'))
+    assert results['rows'][0]['task'] == 'seg'
+    assert glob.glob(str(tmp_path / 'work' / 'pairs' / 'seg' / '*.png'))
