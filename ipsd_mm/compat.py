@@ -33,6 +33,7 @@ def _history_buffer_statistic(owner, name: str):
     methods as ``getattr(HistoryBuffer, 'mean')``. Only those lookups are served; allowing the
     real ``getattr`` would let a file reach anything and defeat ``weights_only``."""
     from mmengine.logging.history_buffer import HistoryBuffer
+    HistoryBuffer()  # registers the default statistics (min, max, current, mean), as MMEngine does
     if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(

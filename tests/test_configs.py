@@ -109,3 +109,33 @@ def test_ipsd_config_trains_an_iteration(config, standins, digit_scenes, tmp_pat
     runner.train()
     loss = runner.message_hub.get_scalar('train/loss_ipsd').current()
     assert math.isfinite(loss)
+
+
+def test_pair_train_dataloader_wraps_every_kind_of_train_dataset():
+    from ipsd_mm.config_utils import pair_train_dataloader
+    pack, load = dict(type='PackSegInputs'), dict(type='LoadImageFromFile')
+    swap = dict(type='IntraClassPatchSwap')
+    plain = dict(batch_size=4, dataset=dict(type='A', pipeline=[load, pack]))
+    out = pair_train_dataloader(plain, swap)
+    assert out['batch_size'] == 2 and out['collate_fn'] == dict(type='pair_collate')
+    assert out['dataset']['dataset']['pipeline'] == [load]
+    assert out['dataset']['pipeline'] == [swap, pack]
+    assert plain['dataset']['pipeline'] == [load, pack]  # the baseline is left as it was
+    concat = dict(batch_size=1, dataset=dict(type='ConcatDataset', datasets=[
+        dict(type='A', pipeline=[load, pack]),
+        dict(type='RepeatDataset', times=2, dataset=dict(type='B', pipeline=[load, pack]))]))
+    out = pair_train_dataloader(concat, swap)
+    assert out['batch_size'] == 1
+    inner = out['dataset']['dataset']['datasets']
+    assert inner[0]['pipeline'] == [load] and inner[1]['dataset']['pipeline'] == [load]
+    with pytest.raises(ValueError, match='packing transform'):
+        pair_train_dataloader(dict(batch_size=2, dataset=dict(type='A', pipeline=[load])), swap)
+
+
+def test_ipsd_config_dumps_and_reloads(tmp_path):
+    cfg = Config.fromfile(osp.join(CONFIGS, 'det/mask-rcnn_r50_fpn_1x_coco_ipsd.py'))
+    dumped = str(tmp_path / 'dumped.py')
+    cfg.dump(dumped)  # what the Runner writes into its work_dir
+    again = Config.fromfile(dumped)
+    assert again.train_dataloader.dataset.type == 'IntraClassPairDataset'
+    assert again.train_dataloader.dataset.dataset.pipeline[-1].type != 'PackDetInputs'

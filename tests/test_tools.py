@@ -67,7 +67,8 @@ def _small_run_options(root, iters=1):
             f'val_dataloader.dataset.data_root={root}/', f'train_cfg.max_iters={iters}',
             'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
             'train_dataloader.batch_size=1', 'val_dataloader.num_workers=0',
-            'val_dataloader.persistent_workers=False', f'train_cfg.val_interval={iters}']
+            'val_dataloader.persistent_workers=False', f'train_cfg.val_interval={iters}',
+            'default_hooks.logger.interval=1']
 
 
 def test_mim_train_ipsd_mm_starts_a_demo_config(digit_scenes, tmp_path):

@@ -47,7 +47,7 @@ fi
 run_step "mmdet, mmsegmentation and ipsd_mm (editable, with the test and demo extras)"
 stamp="$venv/.ipsd_mm-installed"
 want=$(cat "$root/setup.py" "$root"/requirements/*.txt 2>/dev/null | sha1sum | cut -c1-40)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! have 'import ipsd_mm'; then
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! have 'import ipsd_mm, importlib.metadata as m; m.version("ipsd_mm")'; then
   pip install -q -e "$root[tests,demo]"
   echo "$want" > "$stamp"
 fi
@@ -60,6 +60,12 @@ if ! have 'import mim, pandas, tabulate, model_index'; then
   pip install -q click colorama model-index pandas requests rich tabulate 2>&1 \
     | { grep -v -e opendatalab -e 'dependency resolver does not' || true; }
 fi
+
+run_step "let mim find ipsd_mm's configs and tools"
+# mim 0.3.9 looks for a package's tools in <site-packages>/<name>/.mim, a folder an editable
+# (PEP 660) install does not make: a link to the source package gives it one.
+site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+[ -e "$site/ipsd_mm" ] || ln -s "$root/ipsd_mm" "$site/ipsd_mm"
 
 run_step "check the stack"
 "$py" - <<'PY'

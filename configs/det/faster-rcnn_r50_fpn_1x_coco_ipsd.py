@@ -2,13 +2,7 @@
 # Baseline: mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py
 _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', '../_base_/ipsd_det.py']
 
-_train = _base_.train_dataloader
-train_dataloader = dict(
-    batch_size=_train.batch_size // 2,  # counts pairs: the baseline's images per GPU per step
-    collate_fn=dict(type='pair_collate'),
-    dataset=dict(
-        _delete_=True,
-        type='IntraClassPairDataset',
-        dataset=dict(_train.dataset, pipeline=_train.dataset.pipeline[:-1]),
-        pipeline=[_base_.ipsd_swap, _train.dataset.pipeline[-1]]))
-del _train
+from ipsd_mm.config_utils import pair_train_dataloader  # noqa: E402
+
+# The baseline's train dataset in intra-class pairs; batch_size counts pairs (halved).
+train_dataloader = pair_train_dataloader(_base_.train_dataloader, _base_.ipsd_swap)
