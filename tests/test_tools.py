@@ -114,3 +114,12 @@ def test_demo_quick_run_prints_the_table(tmp_path):
     results = json.load(open(tmp_path / 'work' / 'demo_results.json'))
     assert results['rows'][0]['task'] == 'seg'
     assert glob.glob(str(tmp_path / 'work' / 'pairs' / 'seg' / '*.png'))
+
+
+def test_benchmark_quick_prints_both_tables():
+    proc = subprocess.run([PY, osp.join(ROOT, 'tools/benchmark.py'), '--quick'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ('IntraClassPatchSwap', 'mmdet CopyPaste', 'mmdet MixUp', 'floor',
+                'IPSD (swap pairs + loss_ipsd)', 'frozen ResNet-101 teacher'):
+        assert row in proc.stdout, row

@@ -1,0 +1,308 @@
+"""What IPSD costs, measured: the swap next to the rest of the pipeline and its peers, and a
+training step next to the baseline's and a teacher-based KD step. Prints one table per part.
+
+    python tools/benchmark.py [--parts aug step] [--repeats 10] [--quick]
+
+--quick shrinks every size and count for a smoke run (the test suite uses it); its numbers mean
+nothing. Timings on a busy machine are noisy: compare ratios within one run.
+"""
+import argparse
+import copy
+import os.path as osp
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import cv2
+import numpy as np
+from prettytable import PrettyTable
+
+import ipsd_mm  # noqa: F401  (registrations, compat)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Cost of IPSD, measured')
+    parser.add_argument('--parts', nargs='+', choices=['aug', 'step'], default=['aug', 'step'])
+    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--quick', action='store_true', help='tiny sizes: a smoke run')
+    return parser.parse_args()
+
+
+def median_ms(fn, make_input, repeats: int) -> float:
+    """Median wall time of ``fn(make_input())`` in ms; making the input is not timed."""
+    times = []
+    for _ in range(repeats):
+        args = make_input()
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+# ----------------------------------------------------------------------------------------------
+# Part 1: augmentation cost per image pair
+
+
+def blocky(rng, h, w, classes, block):
+    coarse = rng.integers(0, classes, (-(-h // block), -(-w // block)))
+    return np.kron(coarse, np.ones((block, block), np.int64))[:h, :w].astype(np.uint8)
+
+
+def write_image(path, rng, h, w):
+    img = cv2.resize(rng.integers(0, 255, (h // 16, w // 16, 3), dtype=np.uint8), (w, h))
+    cv2.imwrite(path, img)
+
+
+def cells_floor(a_img, b_img, cells_a, cells_b):
+    """The floor: moving exactly the swapped pixels of both images through a buffer and back
+    (the memory traffic of a swap, without choosing, resizing or labels)."""
+    for img, cells in ((a_img, cells_a), (b_img, cells_b)):
+        for y0, y1, x0, x1 in cells:
+            buffer = img[y0:y1, x0:x1].copy()
+            img[y0:y1, x0:x1] = buffer
+
+
+def aug_segmentation(tmp, repeats, quick):
+    from mmcv.transforms import Compose
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import TRANSFORMS
+    init_default_scope('mmseg')
+    h, w, crop = (128, 256, (64, 128)) if quick else (1024, 2048, (512, 1024))
+    rng = np.random.default_rng(0)
+    files = []
+    for k in range(2):
+        img, lab = osp.join(tmp, f'seg{k}.png'), osp.join(tmp, f'seg{k}_label.png')
+        write_image(img, rng, h, w)
+        cv2.imwrite(lab, blocky(rng, h, w, 5, 64))
+        files.append(dict(img_path=img, seg_map_path=lab, seg_fields=[], reduce_zero_label=False))
+    rest = Compose([TRANSFORMS.build(t) for t in [
+        dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+        dict(type='RandomResize', scale=(w, h), ratio_range=(0.5, 2.0), keep_ratio=True),
+        dict(type='RandomCrop', crop_size=crop), dict(type='RandomFlip', prob=0.5),
+        dict(type='PhotoMetricDistortion')]])
+    pack = TRANSFORMS.build(dict(type='PackSegInputs'))
+    swap = TRANSFORMS.build(dict(type='IntraClassPatchSwap', patch_size=64 if not quick else 16))
+    loaded = [rest(copy.deepcopy(f)) for f in files]
+
+    def pair():
+        a, b = copy.deepcopy(loaded[0]), copy.deepcopy(loaded[1])
+        a['mix_results'] = [b]
+        return (a,)
+
+    t_rest = median_ms(lambda: [pack(rest(copy.deepcopy(f))) for f in files], lambda: (),
+                       repeats)
+    t_swap = median_ms(swap, pair, repeats)
+    probe = swap(pair()[0])
+    cells = probe['ipsd']['cells']
+    t_floor = median_ms(cells_floor, lambda: (loaded[0]['img'].copy(), loaded[1]['img'].copy(),
+                                              cells, cells), repeats)
+    return [('segmentation', f'{h}x{w}, crop {crop[0]}x{crop[1]}', 'rest of pipeline', t_rest),
+            ('', '', f'IntraClassPatchSwap ({len(cells)} cells)', t_swap),
+            ('', '', 'floor: copy the swapped pixels', t_floor)]
+
+
+def coco_instances(rng, h, w, n):
+    instances = []
+    for _ in range(n):
+        bw, bh = rng.uniform(0.1, 0.4) * w, rng.uniform(0.1, 0.4) * h
+        x, y = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
+        poly = [x, y, x + bw, y, x + bw, y + bh, x + bw / 2, y + bh * 1.2 if y + bh * 1.2 < h
+                else y + bh, x, y + bh]
+        instances.append(dict(bbox=[x, y, x + bw, y + bh], bbox_label=int(rng.integers(0, 3)),
+                              ignore_flag=0, mask=[poly]))
+    return instances
+
+
+def aug_detection(tmp, repeats, quick):
+    from mmcv.transforms import Compose
+    from mmdet.registry import TRANSFORMS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    h, w, n = (100, 160, 3) if quick else (800, 1333, 7)
+    rng = np.random.default_rng(1)
+    files = []
+    for k in range(2):
+        img = osp.join(tmp, f'det{k}.jpg')
+        write_image(img, rng, h, w)
+        files.append(dict(img_path=img, instances=coco_instances(rng, h, w, n), img_id=k))
+    rest = Compose([TRANSFORMS.build(t) for t in [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+        dict(type='Resize', scale=(w, h), keep_ratio=True), dict(type='RandomFlip', prob=0.5)]])
+    pack = TRANSFORMS.build(dict(type='PackDetInputs'))
+    loaded = [rest(copy.deepcopy(f)) for f in files]
+
+    def pair():
+        a, b = copy.deepcopy(loaded[0]), copy.deepcopy(loaded[1])
+        a['mix_results'] = [b]
+        return (a,)
+
+    t_rest = median_ms(lambda: [pack(rest(copy.deepcopy(f))) for f in files], lambda: (),
+                       repeats)
+    rows = [('detection', f'{h}x{w}, {n} boxes with masks', 'rest of pipeline', t_rest)]
+    swap = TRANSFORMS.build(dict(type='IntraClassPatchSwap', box_grid=4))
+    t_swap = median_ms(swap, pair, repeats)
+    probe = swap(pair()[0])
+    rows.append(('', '', f"IntraClassPatchSwap ({probe['ipsd']['num_cells']} cells)", t_swap))
+    for peer in (dict(type='CopyPaste', max_num_pasted=100),
+                 dict(type='MixUp', img_scale=(w, h))):
+        rows.append(('', '', f"mmdet {peer['type']}", median_ms(TRANSFORMS.build(peer), pair,
+                                                                repeats)))
+    cells_a, cells_b = probe['ipsd']['cells'], probe['mix_results'][0]['ipsd']['cells']
+    rows.append(('', '', 'floor: copy the swapped pixels',
+                 median_ms(cells_floor, lambda: (loaded[0]['img'].copy(),
+                                                 loaded[1]['img'].copy(), cells_a, cells_b),
+                           repeats)))
+    return rows
+
+
+def augmentation_table(repeats, quick):
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = aug_segmentation(tmp, repeats, quick) + aug_detection(tmp, repeats, quick)
+    table = PrettyTable(['task', 'input', 'per image pair', 'ms', 'vs rest of pipeline'])
+    rest = None
+    for task, size, what, ms in rows:
+        rest = ms if what == 'rest of pipeline' else rest
+        table.add_row([task, size, what, f'{ms:.2f}', f'{100 * ms / rest:.1f}%'])
+    return table
+
+
+# ----------------------------------------------------------------------------------------------
+# Part 2: training-step cost, one subprocess per variant (its peak RSS is the step's memory)
+
+STEP_MODELS = {
+    'demo DeepLabV3 (half R18-D8), 8x128x128': ('demo/deeplabv3_r18-d8_digit-scenes.py', 8,
+                                                 (128, 128)),
+    'demo RetinaNet (half R18-FPN), 8x128x128': ('demo/retinanet_r18_fpn_digit-scenes.py', 8,
+                                                  (128, 128)),
+    'DeepLabV3-R18-D8, 2x512x1024': (
+        'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py', 2, (512, 1024)),
+}
+
+
+def step_worker(config: str, images: int, size, variant: str, iters: int) -> None:
+    """Runs in a subprocess: ``iters`` train steps of ``variant`` (baseline, ipsd, kd); prints
+    'seconds_per_iter peak_rss_mb'."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import MODELS, init_default_scope
+
+    from ipsd_mm.pair_meta import CLASSES, INSTANCE_PAIRS, PAIR_ID, ROLE
+    torch.manual_seed(0)
+    configs = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
+    path = config if '::' in config else osp.join(configs, config)
+    if '::' in path:
+        tmp = tempfile.NamedTemporaryFile('w', suffix='.py', delete=False)
+        tmp.write(f"_base_ = '{path}'\n")
+        tmp.close()
+        path = tmp.name
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.default_scope)
+
+    def strip(node):  # no pretrained weights, no SyncBN on the CPU
+        if isinstance(node, dict):
+            node.pop('pretrained', None)
+            if isinstance(node.get('init_cfg'), dict) and node['init_cfg'].get('type') == 'Pretrained':
+                node['init_cfg'] = None
+            if node.get('type') == 'SyncBN':
+                node['type'] = 'BN'
+            for v in node.values():
+                strip(v)
+        elif isinstance(node, list):
+            for v in node:
+                strip(v)
+    strip(cfg.model._cfg_dict if hasattr(cfg.model, '_cfg_dict') else cfg.model)
+    model = MODELS.build(cfg.model)
+    model.train()
+    optim = build_optim_wrapper(model, dict(optimizer=dict(type='SGD', lr=1e-4, momentum=0.9)))
+    h, w = size
+    rng = np.random.default_rng(0)
+    seg = cfg.model.type == 'EncoderDecoder'
+    samples = []
+    for k in range(images):
+        if seg:
+            from mmseg.structures import SegDataSample
+            from mmengine.structures import PixelData
+            sample = SegDataSample(gt_sem_seg=PixelData(data=torch.from_numpy(
+                blocky(rng, h, w, 4, 32)).long()[None]))
+        else:
+            from mmdet.structures import DetDataSample
+            from mmengine.structures import InstanceData
+            xy = rng.uniform(0, 0.6, (4, 2)) * [w, h]
+            wh = rng.uniform(0.15, 0.35, (4, 2)) * [w, h]
+            sample = DetDataSample(gt_instances=InstanceData(
+                bboxes=torch.tensor(np.concatenate([xy, xy + wh], 1), dtype=torch.float32),
+                labels=torch.tensor([0, 1, 2, 1])))
+        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                                 scale_factor=(1.0, 1.0), **{PAIR_ID: k // 2, ROLE: k % 2,
+                                 CLASSES: [0, 1, 2, 3], INSTANCE_PAIRS: [(0, 0), (1, 3)]}))
+        samples.append(sample)
+    batch = dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
+                         for _ in range(images)], data_samples=samples)
+    teacher = None
+    if variant == 'ipsd':
+        class _Runner:
+            logger = MMLogger.get_instance('benchmark')
+        _Runner.model = model
+        ipsd_mm.IPSDHook().before_run(_Runner)
+    elif variant == 'kd':
+        from mmdet.models.backbones import ResNet
+        teacher = ResNet(depth=101)  # a frozen ResNet-101-class teacher, forward only
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    times = []
+    for it in range(iters + 2):
+        start = time.perf_counter()
+        if teacher is not None:
+            with torch.no_grad():
+                teacher(model.data_preprocessor(copy.copy(batch), True)['inputs'])
+        model.train_step(copy.copy(batch), optim)
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f'{np.median(times[2:]):.4f} {peak:.0f}')
+
+
+def step_table(iters, quick):
+    table = PrettyTable(['model', 'variant', 's/iter', 'peak RSS (MB)', 'time vs baseline',
+                         'memory vs baseline'])
+    for name, (config, images, size) in STEP_MODELS.items():
+        if quick:
+            images, size = 2, (64, 64)
+        base = None
+        for variant in ('baseline', 'ipsd', 'kd'):
+            out = subprocess.run([sys.executable, __file__, '--step-worker', config, str(images),
+                                  str(size[0]), str(size[1]), variant, str(iters)],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f'{name} {variant}:\n{out.stderr[-3000:]}')
+            sec, mb = (float(v) for v in out.stdout.split()[-2:])
+            base = base or (sec, mb)
+            label = dict(baseline='baseline', ipsd='IPSD (swap pairs + loss_ipsd)',
+                         kd='baseline + frozen ResNet-101 teacher forward')[variant]
+            table.add_row([name, label, f'{sec:.3f}', f'{mb:.0f}', f'{sec / base[0]:.3f}',
+                           f'{mb / base[1]:.3f}'])
+    return table
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == '--step-worker':
+        config, images, h, w, variant, iters = sys.argv[2:8]
+        step_worker(config, int(images), (int(h), int(w)), variant, int(iters))
+        return
+    args = parse_args()
+    repeats = 2 if args.quick else args.repeats
+    if 'aug' in args.parts:
+        print('\nAugmentation cost per image pair (median of', repeats, 'runs)')
+        print(augmentation_table(repeats, args.quick))
+    if 'step' in args.parts:
+        print('\nTraining-step cost, same images per step (median of', repeats, 'steps)')
+        print(step_table(repeats, args.quick))
+
+
+if __name__ == '__main__':
+    main()
