@@ -159,13 +159,18 @@ def boxes_array(boxes) -> np.ndarray:
     return boxes
 
 
-def masks_array(masks, height: int, width: int) -> np.ndarray:
-    """(N, H, W) uint8 masks from ``BitmapMasks`` or ``PolygonMasks`` (rasterised)."""
+def bitmap_masks(member: dict) -> np.ndarray:
+    """``member['gt_masks']`` as ``BitmapMasks`` (polygons rasterised), returning the (N, H, W)
+    array the swap may change in place."""
+    masks = member['gt_masks']
     if isinstance(masks, PolygonMasks):
-        return masks.to_ndarray()
-    if isinstance(masks, BitmapMasks):
-        return masks.masks.copy()
-    raise TypeError(f"'gt_masks' must be BitmapMasks or PolygonMasks, got {type(masks).__name__}")
+        masks = member['gt_masks'] = BitmapMasks(masks.to_ndarray(), masks.height, masks.width)
+    elif not isinstance(masks, BitmapMasks):
+        raise TypeError(f"'gt_masks' must be BitmapMasks or PolygonMasks, got "
+                        f'{type(masks).__name__}')
+    if not masks.masks.flags.writeable:
+        masks.masks = masks.masks.copy()
+    return masks.masks
 
 
 def non_ignored_rank(ignore: np.ndarray) -> np.ndarray:
@@ -197,7 +202,7 @@ class DetIntraClassPatchSwap(_PatchSwapBase):
     Modified Keys:
 
     - img (anchor and partner)
-    - gt_masks (anchor and partner, when present and swapped: BitmapMasks)
+    - gt_masks (anchor and partner, when present: BitmapMasks, changed in place)
 
     Added Keys:
 
@@ -249,17 +254,13 @@ class DetIntraClassPatchSwap(_PatchSwapBase):
             if not len(b) == len(lab) == len(ign):
                 raise ValueError(f"the {m}'s gt_bboxes, gt_bboxes_labels and gt_ignore_flags "
                                  f'differ in length ({len(b)}, {len(lab)}, {len(ign)})')
-        masks = [None, None]
-        if 'gt_masks' in results:
-            masks = [masks_array(m['gt_masks'], *m['img'].shape[:2]) for m in members]
+        masks = [bitmap_masks(m) for m in members] if 'gt_masks' in results else [None, None]
         swap = swap_instances(writeable(results, 'img'), writeable(partner, 'img'), *boxes,
                               *labels, *ignore, *masks, self.rng(), self.box_grid,
                               self.swap_ratio, self.prob, self.min_cell_size, self.max_pairs)
         rank_a, rank_b = non_ignored_rank(ignore[0]), non_ignored_rank(ignore[1])
         pairs = [(int(rank_a[i]), int(rank_b[j])) for i, j in swap.instance_pairs]
-        for member, mask, cells in zip(members, masks, (swap.cells_a, swap.cells_b)):
-            if mask is not None and (swap.swapped or isinstance(member['gt_masks'], PolygonMasks)):
-                member['gt_masks'] = BitmapMasks(mask, *member['img'].shape[:2])
+        for member, cells in zip(members, (swap.cells_a, swap.cells_b)):
             member[SWAP_RECORD] = dict(swapped=swap.swapped, instance_pairs=list(pairs),
                                        num_cells=len(cells), cells=list(cells))
         return results

@@ -37,14 +37,16 @@ def image_grids(shape_a: Tuple[int, int], shape_b: Tuple[int, int],
 def cell_class_counts(label: np.ndarray, y_edges: np.ndarray, x_edges: np.ndarray,
                       num_labels: int, ignore_index: int) -> np.ndarray:
     """Pixels of each label in each cell, shape (num_cells, num_labels); ignore pixels are not
-    counted."""
-    rows = np.searchsorted(y_edges[1:], np.arange(label.shape[0]), side='right')
-    cols = np.searchsorted(x_edges[1:], np.arange(label.shape[1]), side='right')
+    counted. One pass over the map: a bincount of cell id * num_labels + label."""
+    rows = np.repeat(np.arange(len(y_edges) - 1), np.diff(y_edges))
+    cols = np.repeat(np.arange(len(x_edges) - 1), np.diff(x_edges))
     num_cells = (len(y_edges) - 1) * (len(x_edges) - 1)
-    cell_ids = rows[:, None] * (len(x_edges) - 1) + cols[None, :]
-    valid = label != ignore_index
-    keys = cell_ids[valid] * num_labels + label[valid].astype(np.int64)
-    return np.bincount(keys, minlength=num_cells * num_labels).reshape(num_cells, num_labels)
+    keys = (rows * ((len(x_edges) - 1) * num_labels))[:, None] + (cols * num_labels)[None, :]
+    keys += label
+    counts = np.bincount(keys.ravel(), minlength=num_cells * num_labels)
+    counts = counts.reshape(num_cells, num_labels)
+    counts[:, ignore_index] = 0
+    return counts
 
 
 def present_classes(label: np.ndarray, ignore_index: int) -> np.ndarray:
@@ -81,20 +83,22 @@ def swap_semantic(img_a: np.ndarray, img_b: np.ndarray,
     check_label(label_a, 'label map of A')
     check_label(label_b, 'label map of B')
     do_swap = rng.random() < prob
-    shared = np.intersect1d(present_classes(label_a, ignore_index),
-                            present_classes(label_b, ignore_index))
-    if not do_swap or shared.size == 0:
+    if not do_swap:  # still report the shared classes: the pair is distilled all the same
+        shared = np.intersect1d(present_classes(label_a, ignore_index),
+                                present_classes(label_b, ignore_index))
         return SemanticSwap(False, shared.tolist())
 
     (ya, xa), (yb, xb) = image_grids(label_a.shape, label_b.shape, patch_size)
     num_labels = int(max(label_a.max(), label_b.max(), ignore_index)) + 1
-    fractions = []
-    for label, y_edges, x_edges in ((label_a, ya, xa), (label_b, yb, xb)):
-        counts = cell_class_counts(label, y_edges, x_edges, num_labels, ignore_index)
-        valid = counts.sum(1, keepdims=True)  # every valid pixel, shared class or not
-        fractions.append(counts[:, shared] / np.maximum(valid, 1))
-    # A cell's class is the shared class best covered in both; eligible if that is enough.
-    both = np.minimum(*fractions)
+    counts_a = cell_class_counts(label_a, ya, xa, num_labels, ignore_index)
+    counts_b = cell_class_counts(label_b, yb, xb, num_labels, ignore_index)
+    shared = np.flatnonzero((counts_a.sum(0) > 0) & (counts_b.sum(0) > 0))
+    if shared.size == 0:
+        return SemanticSwap(False, [])
+    # A cell's class is the shared class best covered, in both images, among its valid pixels
+    # (shared class or not); the cell is eligible if that cover reaches min_class_fraction.
+    both = np.minimum(counts_a[:, shared] / np.maximum(counts_a.sum(1, keepdims=True), 1),
+                      counts_b[:, shared] / np.maximum(counts_b.sum(1, keepdims=True), 1))
     best = both.argmax(1)
     eligible = np.flatnonzero(both[np.arange(len(both)), best] >= min_class_fraction)
 
@@ -106,7 +110,11 @@ def swap_semantic(img_a: np.ndarray, img_b: np.ndarray,
     cells_a, cells_b = [all_a[k] for k in chosen], [all_b[k] for k in chosen]
     swap_regions([img_a, *maps_a], [img_b, *maps_b], cells_a, cells_b,
                  nearest=[False] + [True] * len(maps_a))
-    classes = np.intersect1d(present_classes(label_a, ignore_index),
-                             present_classes(label_b, ignore_index))
+    if label_a.shape == label_b.shape:  # cells moved whole: update the counts, no new pass
+        counts_a[chosen], counts_b[chosen] = counts_b[chosen], counts_a[chosen].copy()
+        classes = np.flatnonzero((counts_a.sum(0) > 0) & (counts_b.sum(0) > 0))
+    else:  # resized cells: count again
+        classes = np.intersect1d(present_classes(label_a, ignore_index),
+                                 present_classes(label_b, ignore_index))
     return SemanticSwap(True, classes.tolist(), cells_a, cells_b,
                         [int(shared[best[k]]) for k in chosen])
