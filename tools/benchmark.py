@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 
 import cv2
 import numpy as np
@@ -55,6 +56,13 @@ def write_image(path, rng, h, w):
     cv2.imwrite(path, img)
 
 
+def fresh_pair(loaded):
+    """Copies of two loaded samples, the partner in the anchor's mix_results (not timed)."""
+    a, b = copy.deepcopy(loaded[0]), copy.deepcopy(loaded[1])
+    a['mix_results'] = [b]
+    return (a,)
+
+
 def cells_floor(a_img, b_img, cells_a, cells_b):
     """The floor: moving exactly the swapped pixels of both images through a buffer and back
     (the memory traffic of a swap, without choosing, resizing or labels)."""
@@ -86,10 +94,7 @@ def aug_segmentation(tmp, repeats, quick):
     swap = TRANSFORMS.build(dict(type='IntraClassPatchSwap', patch_size=64 if not quick else 16))
     loaded = [rest(copy.deepcopy(f)) for f in files]
 
-    def pair():
-        a, b = copy.deepcopy(loaded[0]), copy.deepcopy(loaded[1])
-        a['mix_results'] = [b]
-        return (a,)
+    pair = partial(fresh_pair, loaded)
 
     t_rest = median_ms(lambda: [pack(rest(copy.deepcopy(f))) for f in files], lambda: (),
                        repeats)
@@ -134,10 +139,7 @@ def aug_detection(tmp, repeats, quick):
     pack = TRANSFORMS.build(dict(type='PackDetInputs'))
     loaded = [rest(copy.deepcopy(f)) for f in files]
 
-    def pair():
-        a, b = copy.deepcopy(loaded[0]), copy.deepcopy(loaded[1])
-        a['mix_results'] = [b]
-        return (a,)
+    pair = partial(fresh_pair, loaded)
 
     t_rest = median_ms(lambda: [pack(rest(copy.deepcopy(f))) for f in files], lambda: (),
                        repeats)

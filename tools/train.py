@@ -38,8 +38,9 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
-def main():
-    args = parse_args()
+def load_config(args) -> Config:
+    """The config with what train.py and test.py share on the command line: the launcher,
+    --cfg-options and the work dir (default ./work_dirs/CONFIG_NAME)."""
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -48,6 +49,12 @@ def main():
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args)
     if args.amp:
         import torch
         if not torch.cuda.is_available():
