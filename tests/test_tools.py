@@ -123,3 +123,15 @@ def test_benchmark_quick_prints_both_tables():
     for row in ('IntraClassPatchSwap', 'mmdet CopyPaste', 'mmdet MixUp', 'floor',
                 'IPSD (swap pairs + loss_ipsd)', 'frozen ResNet-101 teacher'):
         assert row in proc.stdout, row
+
+
+def test_browse_pairs_names_a_config_without_pairs(digit_scenes, tmp_path):
+    import pytest
+    from mmengine.config import Config
+
+    from browse_pairs import browse
+    from run_demo import point_to
+    cfg = Config.fromfile(osp.join(CONFIGS, 'demo/deeplabv3_r18-d8_digit-scenes.py'))
+    point_to(cfg._cfg_dict, digit_scenes)
+    with pytest.raises(ValueError, match='IntraClassPairDataset'):
+        browse(cfg, str(tmp_path), 1, 0)
