@@ -40,6 +40,7 @@ class Recorder:
     """Keeps the outputs of modules while recording is on."""
 
     def __init__(self, modules: Dict[str, nn.Module]) -> None:
+        self.names = list(modules)
         self.outputs: Dict[str, object] = {}
         self.recording = False
         self.handles = [m.register_forward_hook(self._hook(name)) for name, m in modules.items()]
@@ -103,7 +104,7 @@ class SegmentorAdapter(Adapter):
         pairs = find_pairs(data_samples)
         labels = torch.stack([s.gt_sem_seg.data for s in data_samples])  # (B, 1, H, W)
         terms, stats = {}, {}
-        for name in self.recorder.outputs:
+        for name in self.recorder.names:  # every recorded head must have run
             logits = self.recorder.get(name)
             small = F.interpolate(labels.float(), logits.shape[-2:], mode='nearest')
             loss, regions, empty = self._head_term(logits, small[:, 0].long(), pairs,
