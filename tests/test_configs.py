@@ -38,7 +38,7 @@ def dataset_types(node):
 def load(config: str, standins: dict, digit_scenes: str, work_dir: str) -> Config:
     """The config with its datasets pointed at the stand-in of their format."""
     cfg = Config.fromfile(osp.join(CONFIGS, config))
-    if config.startswith('demo/'):
+    if config.startswith(('demo/', 'study/')):  # DigitScenes configs
         point_to(cfg._cfg_dict, digit_scenes)
     else:
         for node in dataset_types(cfg._cfg_dict):

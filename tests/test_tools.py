@@ -135,3 +135,33 @@ def test_browse_pairs_names_a_config_without_pairs(digit_scenes, tmp_path):
     point_to(cfg._cfg_dict, digit_scenes)
     with pytest.raises(ValueError, match='IntraClassPairDataset'):
         browse(cfg, str(tmp_path), 1, 0)
+
+
+def test_accuracy_study_quick_runs_every_variant_and_resumes(tmp_path):
+    command = [PY, osp.join(ROOT, 'tools/accuracy_study.py'), '--quick', '--tasks', 'seg',
+               '--jobs', '2', '--data-root', str(tmp_path / 'data'),
+               '--work-dir', str(tmp_path / 'work')]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = [json.loads(line) for line in open(tmp_path / 'work' / 'results.jsonl')]
+    assert sorted(r['variant'] for r in results) == ['baseline', 'ipsd', 'noswap']
+    for r in results:
+        assert [it for it, _ in r['curve']] == [2, 4]  # evaluated every --val-interval
+    swap_prob = {r['variant']: r['swap'] and r['swap']['prob'] for r in results}
+    assert swap_prob == dict(baseline=None, ipsd=1.0, noswap=0.0)
+    proc = subprocess.run(command, capture_output=True, text=True)  # everything is done
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '0 runs to do, 3 already' in proc.stdout + proc.stderr
+    for variant in ('baseline', 'ipsd', 'noswap'):
+        assert f'| {variant} ' in proc.stdout
+
+
+def test_accuracy_table_reports_mean_std_and_difference():
+    from accuracy_study import table
+    runs = [dict(task='seg', variant=variant, tag='', ipsd_options={}, seed=seed,
+                 curve=[(10, final - 5), (20, final)], sec_per_iter=0.5)
+            for variant, finals in (('baseline', (50, 52, 54)), ('ipsd', (55, 56, 57)))
+            for seed, final in enumerate(finals)]
+    text = table(runs)
+    assert '52.00 ± 2.00' in text and '56.00 ± 1.00' in text and '+4.00' in text
+    assert '51.0@20' not in text and '47.0@10 52.0@20' in text  # the baseline's mean curve

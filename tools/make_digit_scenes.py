@@ -1,15 +1,21 @@
-"""DigitScenes: a small detection / segmentation dataset of real handwriting.
+"""DigitScenes: a small detection / segmentation dataset of digits in scenes.
 
-Scenes of several handwritten digits (``sklearn.datasets.load_digits``, shipped with
-scikit-learn, no download) at random scales, positions and colours over textured backgrounds.
-Written once, read by both libraries:
+Scenes of several digits at random scales, positions and colours over textured backgrounds.
+The glyphs are either printed (OpenCV's Hershey fonts, upright or italic, random stroke width
+and tilt: the default) or real handwriting (``sklearn.datasets.load_digits``, shipped with
+scikit-learn, no download). The handwritten glyphs are 8x8 pixels at 16 grey levels: a small
+CNN trained from scratch on 1,000 of them (coloured, on textures) reaches about 45% accuracy
+where printed glyphs reach about 90% in the same time, so the CPU demo and the accuracy study
+use printed ones. Written once, read by both libraries:
 
     ROOT/images/{train,val}/NNNNN.png        the scenes (RGB)
     ROOT/labels/{train,val}/NNNNN.png        label maps for mmseg: 0 background, d + 1 digit d
     ROOT/annotations/{train,val}.json        COCO json for mmdet: boxes and RLE masks, 10 classes
 
-Train and val are drawn from disjoint digit images, so val measures generalisation to unseen
-handwriting. The output is a function of the options alone (``--seed`` included).
+Handwritten: train and val are drawn from disjoint digit images, so val measures
+generalisation to unseen handwriting. Printed: train and val share the fonts, not the
+renderings (stroke width, tilt, scale, colour, background). The output is a function of the
+options alone (``--seed`` included).
 
     python tools/make_digit_scenes.py data/digit_scenes --num-train 200 --num-val 50
 """
@@ -24,6 +30,9 @@ import numpy as np
 
 CLASSES = tuple(str(d) for d in range(10))
 SEG_CLASSES = ('background', ) + CLASSES
+GLYPHS = ('printed', 'handwritten')
+FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
+         cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
 
 
 def load_digit_pool(seed: int, val_fraction: float = 0.3) -> Tuple[list, list]:
@@ -36,6 +45,38 @@ def load_digit_pool(seed: int, val_fraction: float = 0.3) -> Tuple[list, list]:
     return pool[num_val:], pool[:num_val]
 
 
+def printed_glyph(rng: np.random.Generator, digit: int) -> np.ndarray:
+    """``digit`` in a random Hershey font (italic 30% of the time), stroke width and tilt
+    (±15°): a square coverage image in [0, 1], the glyph centred and touching two sides."""
+    font = FONTS[int(rng.integers(len(FONTS)))] | (cv2.FONT_ITALIC if rng.random() < 0.3 else 0)
+    thickness = int(rng.integers(2, 5))
+    canvas = np.zeros((64, 64), np.uint8)
+    (w, h), _ = cv2.getTextSize(str(digit), font, 1.6, thickness)
+    cv2.putText(canvas, str(digit), ((64 - w) // 2, (64 + h) // 2), font, 1.6, 255, thickness,
+                cv2.LINE_AA)
+    tilt = cv2.getRotationMatrix2D((32, 32), rng.uniform(-15, 15), 1.0)
+    canvas = cv2.warpAffine(canvas, tilt, (64, 64)).astype(np.float32) / 255
+    ys, xs = np.nonzero(canvas > 0.3)
+    glyph = canvas[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    side = max(glyph.shape)
+    square = np.zeros((side, side), np.float32)
+    top, left = (side - glyph.shape[0]) // 2, (side - glyph.shape[1]) // 2
+    square[top:top + glyph.shape[0], left:left + glyph.shape[1]] = glyph
+    return square
+
+
+def glyph_source(glyphs: str, pool: list):
+    """A function ``rng -> (glyph image in [0, 1], digit)`` for the chosen kind of glyphs."""
+    if glyphs == 'handwritten':
+        return lambda rng: pool[int(rng.integers(len(pool)))]
+    if glyphs == 'printed':
+        def draw(rng):
+            digit = int(rng.integers(10))
+            return printed_glyph(rng, digit), digit
+        return draw
+    raise ValueError(f'glyphs={glyphs!r}: choose one of {GLYPHS}')
+
+
 def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A smooth random background: blurred noise over a colour gradient."""
     base = rng.uniform(40, 200, 3)
@@ -45,7 +86,7 @@ def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(base + ramp + noise, 0, 255)
 
 
-def make_scene(rng: np.random.Generator, pool: list, size: Tuple[int, int],
+def make_scene(rng: np.random.Generator, draw_glyph, size: Tuple[int, int],
                num_digits: Tuple[int, int], scale: Tuple[int, int]):
     """One scene: image (H, W, 3) uint8, label map (H, W) uint8, and instances
     [(class, mask)] with visible masks (later digits cover earlier ones)."""
@@ -55,7 +96,7 @@ def make_scene(rng: np.random.Generator, pool: list, size: Tuple[int, int],
     owner = np.full((h, w), -1, np.int64)
     classes = []
     for k in range(int(rng.integers(num_digits[0], num_digits[1] + 1))):
-        digit, cls = pool[int(rng.integers(len(pool)))]
+        digit, cls = draw_glyph(rng)
         side = int(rng.integers(scale[0], min(scale[1], h, w) + 1))
         glyph = cv2.resize(digit, (side, side), interpolation=cv2.INTER_LINEAR)
         mask = glyph > 0.35
@@ -92,7 +133,7 @@ def coco_annotations(instances: List[tuple], image_id: int, first_ann_id: int) -
     return anns
 
 
-def write_split(root: str, split: str, pool: list, num: int, rng: np.random.Generator,
+def write_split(root: str, split: str, draw_glyph, num: int, rng: np.random.Generator,
                 size: Tuple[int, int], num_digits: Tuple[int, int],
                 scale: Tuple[int, int]) -> None:
     from mmengine.utils import ProgressBar
@@ -103,7 +144,7 @@ def write_split(root: str, split: str, pool: list, num: int, rng: np.random.Gene
     print(f'DigitScenes {split}: {num} scenes')
     progress = ProgressBar(num)
     for i in range(num):
-        img, label, instances = make_scene(rng, pool, size, num_digits, scale)
+        img, label, instances = make_scene(rng, draw_glyph, size, num_digits, scale)
         name = f'{i:05d}.png'
         cv2.imwrite(osp.join(root, 'images', split, name), img[..., ::-1])
         cv2.imwrite(osp.join(root, 'labels', split, name), label)
@@ -118,13 +159,16 @@ def write_split(root: str, split: str, pool: list, num: int, rng: np.random.Gene
 
 def make_digit_scenes(root: str, num_train: int = 200, num_val: int = 50,
                       size: Tuple[int, int] = (128, 128), num_digits: Tuple[int, int] = (2, 5),
-                      scale: Tuple[int, int] = (20, 48), seed: int = 0) -> None:
+                      scale: Tuple[int, int] = (20, 48), seed: int = 0,
+                      glyphs: str = 'printed') -> None:
     """Write DigitScenes under ``root`` (see the module docstring)."""
+    if glyphs not in GLYPHS:
+        raise ValueError(f'glyphs={glyphs!r}: choose one of {GLYPHS}')
     train_pool, val_pool = load_digit_pool(seed)
     for split, pool, num, offset in (('train', train_pool, num_train, 1),
                                      ('val', val_pool, num_val, 2)):
         rng = np.random.default_rng([seed, offset])
-        write_split(root, split, pool, num, rng, size, num_digits, scale)
+        write_split(root, split, glyph_source(glyphs, pool), num, rng, size, num_digits, scale)
 
 
 def parse_args():
@@ -136,6 +180,7 @@ def parse_args():
     parser.add_argument('--num-digits', type=int, nargs=2, default=(2, 5), metavar=('MIN', 'MAX'))
     parser.add_argument('--scale', type=int, nargs=2, default=(20, 48), metavar=('MIN', 'MAX'),
                         help='digit side in pixels')
+    parser.add_argument('--glyphs', choices=GLYPHS, default='printed')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
 
@@ -143,4 +188,4 @@ def parse_args():
 if __name__ == '__main__':
     args = parse_args()
     make_digit_scenes(args.root, args.num_train, args.num_val, tuple(args.size),
-                      tuple(args.num_digits), tuple(args.scale), args.seed)
+                      tuple(args.num_digits), tuple(args.scale), args.seed, args.glyphs)

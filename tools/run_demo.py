@@ -66,13 +66,14 @@ def set_schedule(cfg: Config, iters: int) -> None:
              by_epoch=False, begin=warmup, end=iters)]
 
 
-def ensure_data(args) -> None:
-    options = dict(num_train=args.num_train, num_val=args.num_val, seed=args.seed)
-    stamp = osp.join(args.data_root, 'options.json')
-    if osp.isfile(stamp) and json.load(open(stamp)) == options:
-        print_log(f'DigitScenes already in {args.data_root}', logger='current')
+def ensure_data(root: str, **options) -> None:
+    """DigitScenes with ``options`` (make_digit_scenes' arguments) in ``root``, written unless
+    the same options wrote it before."""
+    stamp = osp.join(root, 'options.json')
+    if osp.isfile(stamp) and json.load(open(stamp)) == json.loads(json.dumps(options)):
+        print_log(f'DigitScenes already in {root}', logger='current')
         return
-    make_digit_scenes(args.data_root, **options)
+    make_digit_scenes(root, **options)
     with open(stamp, 'w') as f:
         json.dump(options, f)
 
@@ -94,7 +95,7 @@ def train(config: str, args, metric_key: str) -> dict:
 
 def main():
     args = parse_args()
-    ensure_data(args)
+    ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val, seed=args.seed)
     rows = []
     for task in args.tasks:
         config, metric_key, metric_name = EXPERIMENTS[task]
