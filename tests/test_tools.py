@@ -41,6 +41,17 @@ def test_generator_is_deterministic_and_valid(tmp_path):
             np.testing.assert_array_equal(rebuilt, label)  # masks match the label PNGs
 
 
+def test_generator_writes_either_kind_of_glyph_and_names_a_bad_one(tmp_path):
+    import pytest
+    for glyphs in ('printed', 'handwritten'):
+        root = str(tmp_path / glyphs)
+        make_digit_scenes(root, num_train=2, num_val=1, size=(64, 64), seed=1, glyphs=glyphs)
+        label = cv2.imread(osp.join(root, 'labels/train/00000.png'), cv2.IMREAD_UNCHANGED)
+        assert label.max() > 0  # digits were drawn
+    with pytest.raises(ValueError, match="glyphs='typed'"):
+        make_digit_scenes(str(tmp_path / 'bad'), glyphs='typed')
+
+
 def test_train_and_val_share_no_digit_image():
     train, val = load_digit_pool(seed=0)
     as_bytes = lambda pool: {img.tobytes() for img, _ in pool}

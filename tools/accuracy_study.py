@@ -198,7 +198,8 @@ def table(results: list) -> str:
         t.add_row([task, TASKS[task][2], variant + tag, options if options != '{}' else '',
                    ' '.join(str(r['seed']) for r in runs),
                    ' '.join(f'{v:.2f}' for v in finals),
-                   f'{finals.mean():.2f} ± {finals.std(ddof=1) if len(finals) > 1 else 0:.2f}',
+                   f'{finals.mean():.2f} ± {finals.std(ddof=1):.2f}' if len(finals) > 1
+                   else f'{finals.mean():.2f}',
                    delta, ' '.join(f'{v:.1f}@{it}' for it, v in zip(iters, curve)),
                    f"{np.mean([r['sec_per_iter'] for r in runs]):.3f}"])
     return f'\nDigitScenes accuracy study (std: sample standard deviation over seeds)\n{t}'
