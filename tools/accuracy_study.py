@@ -32,12 +32,11 @@ from run_demo import ensure_data
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 CONFIGS = osp.join(osp.dirname(TOOLS), 'configs', 'study')
-TASKS = {  # config, the val metric, its name, its scale to percent, the scenes
-    'seg': ('deeplabv3_r18-d8-w16_digit-scenes', 'mIoU', 'mIoU (%)', 1,
-            dict(size=(128, 128), num_digits=(2, 5), scale=(20, 48))),
-    'det': ('retinanet_r18-w16_fpn_digit-scenes', 'coco/bbox_mAP', 'bbox mAP (%)', 100,
-            dict(size=(64, 64), num_digits=(1, 3), scale=(14, 32))),
+TASKS = {  # config, the val metric, its name, its scale to percent
+    'seg': ('deeplabv3_r18-d8-w16_digit-scenes', 'mIoU', 'mIoU (%)', 1),
+    'det': ('retinanet_r18-w16_fpn_digit-scenes', 'coco/bbox_mAP', 'bbox mAP (%)', 100),
 }
+SCENES = dict(size=(64, 64), num_digits=(1, 3), scale=(14, 32), seed=0)  # both tasks
 VARIANTS = ('baseline', 'ipsd', 'noswap')
 
 
@@ -87,7 +86,7 @@ def run_one(spec: dict) -> dict:
     import ipsd_mm  # noqa: F401  (registrations, compat)
     from run_demo import point_to, set_schedule
     torch.set_num_threads(1)
-    config, metric, _, scale, _ = TASKS[spec['task']]
+    config, metric, _, scale = TASKS[spec['task']]
     ipsd = spec['variant'] != 'baseline'
     cfg = Config.fromfile(osp.join(CONFIGS, config + ('_ipsd' if ipsd else '') + '.py'))
     point_to(cfg._cfg_dict, spec['data_root'])
@@ -140,9 +139,7 @@ def main(args) -> None:
     work_dir = osp.abspath(args.work_dir)
     log_dir = osp.join(work_dir, 'logs')
     os.makedirs(log_dir, exist_ok=True)
-    for task in args.tasks:
-        ensure_data(osp.join(args.data_root, task), num_train=args.num_train,
-                    num_val=args.num_val, seed=0, **TASKS[task][4])
+    ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val, **SCENES)
     results_file = osp.join(work_dir, 'results.jsonl')
     done = []
     if osp.isfile(results_file):
@@ -156,7 +153,7 @@ def main(args) -> None:
                 spec = dict(task=task, variant=variant, seed=seed, iters=args.iters,
                             val_interval=args.val_interval, tag=args.tag if ipsd else '',
                             ipsd_options=dict(args.ipsd_options) if ipsd else {},
-                            data_root=osp.abspath(osp.join(args.data_root, task)))
+                            data_root=osp.abspath(args.data_root))
                 spec['work_dir'] = osp.join(
                     work_dir, f"{task}_{variant}{spec['tag']}_s{seed}")
                 if key_of(spec) not in done_keys:
