@@ -160,9 +160,10 @@ def test_accuracy_study_quick_runs_every_variant_and_resumes(tmp_path):
         assert [it for it, _ in r['curve']] == [2, 4]  # evaluated every --val-interval
     swap_prob = {r['variant']: r['swap'] and r['swap']['prob'] for r in results}
     assert swap_prob == dict(baseline=None, ipsd=1.0, noswap=0.0)
-    proc = subprocess.run(command, capture_output=True, text=True)  # everything is done
+    proc = subprocess.run(command + ['--markdown'], capture_output=True, text=True)  # all done
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '0 runs to do, 3 already' in proc.stdout + proc.stderr
+    assert '| :---' in proc.stdout  # a Markdown table
     for variant in ('baseline', 'ipsd', 'noswap'):
         assert f'| {variant} ' in proc.stdout
 

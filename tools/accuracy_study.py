@@ -36,7 +36,7 @@ TASKS = {  # config, the val metric, its name, its scale to percent
     'seg': ('deeplabv3_r18-d8-w16_digit-scenes', 'mIoU', 'mIoU (%)', 1),
     'det': ('retinanet_r18-w16_fpn_digit-scenes', 'coco/bbox_mAP', 'bbox mAP (%)', 100),
 }
-SCENES = dict(size=(64, 64), num_digits=(1, 3), scale=(14, 32), seed=0)  # both tasks
+SCENES = dict(size=(64, 64), num_digits=(1, 3), scale=(14, 32), seed=0, glyphs='printed')
 VARIANTS = ('baseline', 'ipsd', 'noswap')
 
 
@@ -56,6 +56,7 @@ def parse_args(argv=None):
     parser.add_argument('--num-val', type=int, default=150)
     parser.add_argument('--work-dir', default='work_dirs/accuracy_study')
     parser.add_argument('--quick', action='store_true', help='tiny data and schedule: a smoke run')
+    parser.add_argument('--markdown', action='store_true', help='print the table as Markdown')
     parser.add_argument('--run-one', help=argparse.SUPPRESS)  # a child process: one run's JSON
     args = parser.parse_args(argv)
     if args.quick:
@@ -169,10 +170,10 @@ def main(args) -> None:
             progress.update()
     wanted = {(t, v) for t in args.tasks for v in args.variants}
     rows = [r for r in done if (r['task'], r['variant']) in wanted and r['iters'] == args.iters]
-    print(table(rows))
+    print(table(rows, args.markdown))
 
 
-def table(results: list) -> str:
+def table(results: list, markdown: bool = False) -> str:
     """One row per (task, variant, tag): the final metric per seed, mean ± std, the difference
     to the baseline's mean, and the mean metric at each evaluation (the learning curve)."""
     from prettytable import PrettyTable
@@ -183,6 +184,9 @@ def table(results: list) -> str:
     t = PrettyTable(['task', 'metric', 'variant', 'options', 'seeds', 'final per seed',
                      'mean ± std', 'vs baseline', 'curve (mean at iteration)', 's/iter'])
     t.align = 'l'
+    if markdown:
+        import prettytable  # TableStyle from 3.12 on; MARKDOWN before
+        t.set_style(getattr(prettytable, 'TableStyle', prettytable).MARKDOWN)
     for (task, variant, tag, options), runs in sorted(groups.items()):
         runs = sorted(runs, key=lambda r: r['seed'])
         finals = np.array([r['curve'][-1][1] for r in runs])

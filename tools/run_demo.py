@@ -95,7 +95,8 @@ def train(config: str, args, metric_key: str) -> dict:
 
 def main():
     args = parse_args()
-    ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val, seed=args.seed)
+    ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val, seed=args.seed,
+                glyphs='printed')
     rows = []
     for task in args.tasks:
         config, metric_key, metric_name = EXPERIMENTS[task]
