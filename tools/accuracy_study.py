@@ -5,7 +5,7 @@ Each (task, variant, seed) trains from scratch in its own process and is evaluat
 appended to ``WORK_DIR/results.jsonl`` as runs finish; a rerun skips the runs already there, so
 an interrupted study resumes and a search adds rows.
 
-    python tools/accuracy_study.py [--tasks seg det] [--seeds 0 1 2] [--iters 1500] [--jobs 2]
+    python tools/accuracy_study.py [--tasks seg det] [--seeds 0 1 2] [--jobs 2]
     python tools/accuracy_study.py --tasks seg --variants ipsd --tag w0.5 \\
         --ipsd-options hook.loss_weight=0.5 swap.patch_size=32   # one point of a search
 
@@ -32,9 +32,9 @@ from run_demo import ensure_data
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 CONFIGS = osp.join(osp.dirname(TOOLS), 'configs', 'study')
-TASKS = {  # config, the val metric, its name, its scale to percent
-    'seg': ('deeplabv3_r18-d8-w16_digit-scenes', 'mIoU', 'mIoU (%)', 1),
-    'det': ('retinanet_r18-w16_fpn_digit-scenes', 'coco/bbox_mAP', 'bbox mAP (%)', 100),
+TASKS = {  # config, the val metric, its name, its scale to percent, iterations to converge
+    'seg': ('deeplabv3_r18-d8-w16_digit-scenes', 'mIoU', 'mIoU (%)', 1, 4000),
+    'det': ('retinanet_r18-w16_fpn_digit-scenes', 'coco/bbox_mAP', 'bbox mAP (%)', 100, 2000),
 }
 SCENES = dict(size=(64, 64), num_digits=(1, 3), scale=(14, 32), seed=0, glyphs='printed')
 VARIANTS = ('baseline', 'ipsd', 'noswap')
@@ -45,7 +45,8 @@ def parse_args(argv=None):
     parser.add_argument('--tasks', nargs='+', choices=sorted(TASKS), default=['seg', 'det'])
     parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    parser.add_argument('--iters', type=int, default=1500)
+    parser.add_argument('--iters', type=int,
+                        help='iterations per run; default: the task\'s (seg 4000, det 2000)')
     parser.add_argument('--val-interval', type=int, default=500)
     parser.add_argument('--ipsd-options', nargs='+', action=DictAction, default={},
                         help='swap.<option>=value or hook.<option>=value for the IPSD variants')
@@ -62,9 +63,11 @@ def parse_args(argv=None):
     if args.quick:
         args.iters, args.val_interval, args.num_train, args.num_val = 4, 2, 8, 4
         args.seeds = args.seeds[:1]
-    if args.iters % args.val_interval:
-        parser.error(f'--iters {args.iters} is not a multiple of --val-interval '
-                     f'{args.val_interval}: the last evaluation must be the final model')
+    for task in args.tasks:
+        iters = args.iters or TASKS[task][4]
+        if iters % args.val_interval:
+            parser.error(f'{task}: {iters} iterations are not a multiple of --val-interval '
+                         f'{args.val_interval}: the last evaluation must be the final model')
     return args
 
 
@@ -87,7 +90,7 @@ def run_one(spec: dict) -> dict:
     import ipsd_mm  # noqa: F401  (registrations, compat)
     from run_demo import point_to, set_schedule
     torch.set_num_threads(1)
-    config, metric, _, scale = TASKS[spec['task']]
+    config, metric, _, scale, _ = TASKS[spec['task']]
     ipsd = spec['variant'] != 'baseline'
     cfg = Config.fromfile(osp.join(CONFIGS, config + ('_ipsd' if ipsd else '') + '.py'))
     point_to(cfg._cfg_dict, spec['data_root'])
@@ -151,7 +154,8 @@ def main(args) -> None:
         for variant in args.variants:
             for seed in args.seeds:
                 ipsd = variant != 'baseline'
-                spec = dict(task=task, variant=variant, seed=seed, iters=args.iters,
+                spec = dict(task=task, variant=variant, seed=seed,
+                            iters=args.iters or TASKS[task][4],
                             val_interval=args.val_interval, tag=args.tag if ipsd else '',
                             ipsd_options=dict(args.ipsd_options) if ipsd else {},
                             data_root=osp.abspath(args.data_root))
@@ -168,8 +172,8 @@ def main(args) -> None:
             out.flush()
             done.append(result)
             progress.update()
-    wanted = {(t, v) for t in args.tasks for v in args.variants}
-    rows = [r for r in done if (r['task'], r['variant']) in wanted and r['iters'] == args.iters]
+    wanted = {(t, v, args.iters or TASKS[t][4]) for t in args.tasks for v in args.variants}
+    rows = [r for r in done if (r['task'], r['variant'], r['iters']) in wanted]
     print(table(rows, args.markdown))
 
 
