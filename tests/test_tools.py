@@ -177,3 +177,18 @@ def test_accuracy_table_reports_mean_std_and_difference():
     text = table(runs)
     assert '52.00 ± 2.00' in text and '56.00 ± 1.00' in text and '+4.00' in text
     assert '51.0@20' not in text and '47.0@10 52.0@20' in text  # the baseline's mean curve
+
+
+def test_accuracy_study_names_bad_search_options(capsys):
+    import pytest
+    from accuracy_study import parse_args
+    for argv, message in (
+            (['--tag', '_x', '--ipsd-options', 'loss_weight=2'], '--ipsd-options loss_weight'),
+            (['--tag', '_x', '--ipsd-options', 'hook.=2'], '--ipsd-options hook.'),
+            (['--ipsd-options', 'hook.loss_weight=2'], 'need a --tag'),
+            (['--tasks', 'det', '--iters', '1000', '--val-interval', '300'], 'not a multiple')):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        assert message in capsys.readouterr().err
+    args = parse_args(['--tag', '_w2', '--ipsd-options', 'hook.loss_weight=2', 'swap.prob=0.5'])
+    assert args.ipsd_options == {'hook.loss_weight': 2, 'swap.prob': 0.5}

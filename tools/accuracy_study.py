@@ -63,6 +63,14 @@ def parse_args(argv=None):
     if args.quick:
         args.iters, args.val_interval, args.num_train, args.num_val = 4, 2, 8, 4
         args.seeds = args.seeds[:1]
+    for key in args.ipsd_options:
+        target, _, name = key.partition('.')
+        if target not in ('swap', 'hook') or not name:
+            parser.error(f'--ipsd-options {key}: name swap.<option> (IntraClassPatchSwap) or '
+                         'hook.<option> (IPSDHook)')
+    if args.ipsd_options and not args.tag:
+        parser.error('--ipsd-options need a --tag: it names the runs and their work dirs, which '
+                     'would otherwise be those of the default IPSD runs')
     for task in args.tasks:
         iters = args.iters or TASKS[task][4]
         if iters % args.val_interval:
@@ -97,15 +105,12 @@ def run_one(spec: dict) -> dict:
     set_schedule(cfg, spec['iters'])
     cfg.train_cfg.val_interval = spec['val_interval']
     cfg.randomness = dict(seed=spec['seed'])
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
     if ipsd:
         swap = cfg.train_dataloader.dataset.pipeline[0]
         hook = next(h for h in cfg.custom_hooks if h.type == 'IPSDHook')
-        for key, value in spec['ipsd_options'].items():
+        for key, value in spec['ipsd_options'].items():  # keys checked by parse_args
             target, _, name = key.partition('.')
-            if target not in ('swap', 'hook') or not name:
-                raise ValueError(f'--ipsd-options {key}: name swap.<option> (IntraClassPatchSwap) '
-                                 'or hook.<option> (IPSDHook)')
             (swap if target == 'swap' else hook)[name] = value
         if spec['variant'] == 'noswap':
             swap.prob = 0.0
