@@ -5,9 +5,8 @@ the ``IntraClassPatchSwap`` transform and the ``IntraClassPairDataset`` wrapper 
 mmseg's registries, ``pair_collate`` and ``IPSDHook`` in MMEngine's root registries.
 """
 from . import compat  # noqa: F401  (first: lets Runner checkpoints load on current torch)
-from .data import pair_collate
+from .data import DetIntraClassPatchSwap, SegIntraClassPatchSwap, pair_collate
 from .distill import IPSDHook
-from .transforms import DetIntraClassPatchSwap, SegIntraClassPatchSwap
 from .version import __version__
 
 __all__ = [

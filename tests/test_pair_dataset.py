@@ -13,10 +13,10 @@ from mmseg.registry import DATASETS as SEG_DATASETS
 from pycocotools.coco import COCO
 
 import ipsd_mm  # noqa: F401
+from helpers import det_dataset_cfg, seg_dataset_cfg
 from ipsd_mm.data import pair_collate
 from ipsd_mm.data.class_index import segmentation_class_index
 from ipsd_mm.pair_meta import CLASSES, INSTANCE_PAIRS, PAIR_ID, ROLE
-from test_transforms import det_dataset_cfg, seg_dataset_cfg
 
 SEG_LOAD = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
 DET_LOAD = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)]
@@ -26,16 +26,17 @@ def seg_pairs(root, **kwargs):
     init_default_scope('mmseg')
     return SEG_DATASETS.build(dict(
         type='IntraClassPairDataset', dataset=seg_dataset_cfg(root, SEG_LOAD),
-        pipeline=[dict(type='IntraClassPatchSwap', patch_size=8), dict(type='PackSegInputs')],
-        **kwargs))
+        swap=dict(dict(type='IntraClassPatchSwap', patch_size=8), **kwargs.pop('swap', {})),
+        pipeline=[dict(type='PackSegInputs')], **kwargs))
 
 
 def det_pairs(root, **kwargs):
     init_default_scope('mmdet')
     return DET_DATASETS.build(dict(
         type='IntraClassPairDataset', dataset=det_dataset_cfg(root, DET_LOAD),
-        pipeline=[dict(type='IntraClassPatchSwap', box_grid=2, min_cell_size=2),
-                  dict(type='PackDetInputs')], **kwargs))
+        swap=dict(dict(type='IntraClassPatchSwap', box_grid=2, min_cell_size=2),
+                  **kwargs.pop('swap', {})),
+        pipeline=[dict(type='PackDetInputs')], **kwargs))
 
 
 def test_det_class_index_matches_annotations(digit_scenes):
@@ -90,7 +91,6 @@ def test_every_pair_shares_a_class_and_partner_is_not_anchor(digit_scenes):
                 assert set(ds.class_index[i].tolist()) & set(ds.class_index[j].tolist())
             a, b = ds[i]
             assert a['data_samples'].get(ROLE) == 0 and b['data_samples'].get(ROLE) == 1
-            assert a['data_samples'].get(PAIR_ID) == b['data_samples'].get(PAIR_ID) == i
             assert a['data_samples'].get(key) == b['data_samples'].get(key)
 
 
@@ -103,14 +103,17 @@ def test_lonely_class_gets_a_random_partner(digit_scenes):
 
 def test_bad_pipelines_and_datasets_are_named(digit_scenes, tmp_path):
     init_default_scope('mmseg')
-    with pytest.raises(ValueError, match='IntraClassPatchSwap'):
-        SEG_DATASETS.build(dict(type='IntraClassPairDataset',
-                                dataset=seg_dataset_cfg(digit_scenes, SEG_LOAD),
+    inner = seg_dataset_cfg(digit_scenes, SEG_LOAD)
+    with pytest.raises(ValueError, match="'swap' is missing"):
+        SEG_DATASETS.build(dict(type='IntraClassPairDataset', dataset=inner,
                                 pipeline=[dict(type='PackSegInputs')]))
+    with pytest.raises(ValueError, match="belongs in 'swap'"):  # the old layout says the fix
+        SEG_DATASETS.build(dict(type='IntraClassPairDataset', dataset=inner,
+                                pipeline=[dict(type='IntraClassPatchSwap'),
+                                          dict(type='PackSegInputs')]))
     with pytest.raises(ValueError, match='PackSegInputs'):
-        SEG_DATASETS.build(dict(type='IntraClassPairDataset',
-                                dataset=seg_dataset_cfg(digit_scenes, SEG_LOAD),
-                                pipeline=[dict(type='IntraClassPatchSwap')]))
+        SEG_DATASETS.build(dict(type='IntraClassPairDataset', dataset=inner,
+                                swap=dict(type='IntraClassPatchSwap'), pipeline=[]))
     empty = str(tmp_path / 'empty')
     os.makedirs(osp.join(empty, 'images/train'))
     os.makedirs(osp.join(empty, 'labels/train'))
@@ -178,3 +181,49 @@ def test_seeded_runs_give_the_same_pairs(digit_scenes):
     first = pairs(3)
     torch.manual_seed(0)
     assert pairs(3) == first
+
+
+@pytest.mark.parametrize('option,expected', [(True, 'default'), (None, 'default'), (False, 'off'),
+                                             ('FILE', 'file')])
+def test_class_index_cache_option_resolves_once(option, expected, digit_scenes, tmp_path,
+                                                monkeypatch):
+    monkeypatch.setenv('IPSD_MM_CACHE', str(tmp_path / 'default'))
+    path = str(tmp_path / 'mine.pkl')
+    ds = seg_pairs(digit_scenes, class_index_cache=path if option == 'FILE' else option)
+    assert len(ds.class_index) == len(ds)
+    default_files = os.listdir(tmp_path / 'default') if (tmp_path / 'default').exists() else []
+    assert bool(default_files) == (expected == 'default')
+    assert osp.isfile(path) == (expected == 'file')
+
+
+def test_bad_class_index_cache_and_max_refetch_are_clear(digit_scenes, tmp_path):
+    for bad in (3, 1.5, ''):
+        with pytest.raises(ValueError, match='class_index_cache must be'):
+            seg_pairs(digit_scenes, class_index_cache=bad)
+    with pytest.raises(ValueError, match='is a directory'):
+        seg_pairs(digit_scenes, class_index_cache=str(tmp_path))
+    assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]  # no debris
+    with pytest.raises(ValueError, match='max_refetch'):
+        seg_pairs(digit_scenes, max_refetch=-1)
+
+
+def test_excluded_classes_never_pair_and_are_checked(digit_scenes):
+    ds = seg_pairs(digit_scenes, swap=dict(exclude_classes=[0]))
+    assert all(0 not in c for c in ds.class_index)
+    for i in range(len(ds)):
+        a, b = ds[i]
+        assert 0 not in a['data_samples'].get(CLASSES)
+    with pytest.raises(ValueError, match='exclude_classes=.*11 classes'):
+        seg_pairs(digit_scenes, swap=dict(exclude_classes=[11]))
+
+
+def test_label_values_beyond_the_classes_are_named(digit_scenes, tmp_path):
+    import shutil
+    root = str(tmp_path / 'copy')
+    shutil.copytree(digit_scenes, root)
+    label = np.zeros((64, 64), np.uint16)
+    label[0, 0] = 50
+    path = sorted(os.listdir(osp.join(root, 'labels/train')))[0]
+    cv2.imwrite(osp.join(root, 'labels/train', path), label)
+    with pytest.raises(ValueError, match=r'labels \[50\].*0\.\.10.*ignore_index \(255\)'):
+        seg_pairs(root, class_index_cache=False)

@@ -1,9 +1,9 @@
-"""Properties of the box-aware swap (DESIGN.md §1.2) over random images, boxes and masks."""
+"""Properties of the box-aware swap (docs/method.md) over random images, boxes and masks."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipsd_mm.swap import match_instances, swap_instances
+from ipsd_mm.swap import InstanceSwapOptions, match_instances, swap_instances
 
 
 def random_instances(rng, h, w, n, num_classes=2):
@@ -27,7 +27,8 @@ def member(rng, h, w, n):
 def run(a, b, seed, grid=(3, 3), ratio=(0.3, 1.0), prob=1.0, min_cell=2, max_pairs=16):
     return swap_instances(a['img'], b['img'], a['boxes'], b['boxes'], a['labels'], b['labels'],
                           a['ignore'], b['ignore'], a['masks'], b['masks'],
-                          np.random.default_rng(seed), grid, ratio, prob, min_cell, max_pairs)
+                          np.random.default_rng(seed),
+                          InstanceSwapOptions(grid, ratio, prob, min_cell, max_pairs))
 
 
 @settings(max_examples=60, deadline=None)
@@ -74,8 +75,8 @@ def test_same_size_cell_contents_move_with_masks():
     masks_b = (rng.random((1, 40, 40)) < 0.5).astype(np.uint8)
     before = [x.copy() for x in (img_a, img_b, masks_a, masks_b)]
     res = swap_instances(img_a, img_b, box, box.copy(), np.array([1]), np.array([1]),
-                         np.array([False]), np.array([False]), masks_a, masks_b, rng, (4, 4),
-                         (1.0, 1.0), 1.0, 2, 16)
+                         np.array([False]), np.array([False]), masks_a, masks_b, rng,
+                         InstanceSwapOptions((4, 4), (1.0, 1.0), 1.0, 2, 16))
     assert res.swapped and len(res.cells_a) == 16 and res.instance_pairs == [(0, 0)]
     inside = (slice(4, 36), slice(4, 36))
     np.testing.assert_array_equal(img_a[inside], before[1][inside])
@@ -90,7 +91,8 @@ def test_other_instances_are_cleared_inside_swapped_cells():
     masks_b = np.ones((2, 20, 20), np.uint8)
     res = swap_instances(img.copy(), img.copy(), boxes, boxes.copy(), np.array([0, 1]),
                          np.array([0, 5]), np.zeros(2, bool), np.zeros(2, bool), masks_a,
-                         masks_b, np.random.default_rng(0), (1, 1), (1.0, 1.0), 1.0, 2, 16)
+                         masks_b, np.random.default_rng(0),
+                         InstanceSwapOptions((1, 1), (1.0, 1.0), 1.0, 2, 16))
     assert res.instance_pairs == [(0, 0)]
     assert masks_a[0].all() and not masks_a[1].any()  # the pasted object covers instance 1
 
@@ -121,3 +123,61 @@ def test_match_respects_max_pairs_and_seed():
     p1 = match_instances(labels, flags, labels, flags, 4, np.random.default_rng(1))
     p2 = match_instances(labels, flags, labels, flags, 4, np.random.default_rng(1))
     assert p1 == p2 and len(p1) == 4
+
+
+def test_whole_box_swap_exchanges_instances_with_their_masks():
+    """box_grid=1: the matched instances exchange their whole content (resized onto the other
+    box), masks following; boxes and labels stay."""
+    rng = np.random.default_rng(0)
+    img_a = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    img_b = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    box_a = np.array([[4, 4, 20, 20]], np.float32)
+    box_b = np.array([[8, 8, 40, 40]], np.float32)  # twice the size: content is resized
+    masks_a = np.zeros((1, 40, 40), np.uint8)
+    masks_a[0, 4:12, 4:20] = 1  # upper half of box a
+    masks_b = np.zeros((1, 40, 40), np.uint8)
+    masks_b[0, 8:40, 8:24] = 1  # left half of box b
+    before_a, before_b = img_a.copy(), img_b.copy()
+    res = swap_instances(img_a, img_b, box_a, box_b.copy(), np.array([2]), np.array([2]),
+                         np.array([False]), np.array([False]), masks_a, masks_b, rng,
+                         InstanceSwapOptions(1, 1.0, 1.0, 2, 16))
+    assert res.swapped and res.cells_a == [(4, 20, 4, 20)] and res.cells_b == [(8, 40, 8, 40)]
+    # Box a now shows box b's content at half size; box b shows box a's at double size.
+    np.testing.assert_array_equal(img_a[4:20, 4:20], cv2_resize(before_b[8:40, 8:40], 16))
+    np.testing.assert_array_equal(img_b[8:40, 8:40], cv2_resize(before_a[4:20, 4:20], 32))
+    assert masks_a[0, 4:20, 4:12].all() and not masks_a[0, 4:20, 12:20].any()  # left half
+    assert masks_b[0, 8:24, 8:40].all() and not masks_b[0, 24:40, 8:40].any()  # upper half
+    outside = np.ones((40, 40), bool)
+    outside[4:20, 4:20] = False
+    np.testing.assert_array_equal(img_a[outside], before_a[outside])
+
+
+def cv2_resize(patch, size):
+    import cv2
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), na=st.integers(1, 5), nb=st.integers(1, 5),
+       grid=st.sampled_from([1, 2, 3]))
+def test_one_way_swap_leaves_the_partner_clean(seed, na, nb, grid):
+    rng = np.random.default_rng(seed)
+    a, b = member(rng, 48, 48, na), member(rng, 48, 48, nb)
+    b['labels'][:] = a['labels'][0]  # something is shared
+    a['ignore'][:] = b['ignore'][:] = False
+    orig_b = {k: v.copy() for k, v in b.items()}
+    res = swap_instances(a['img'], b['img'], a['boxes'], b['boxes'], a['labels'], b['labels'],
+                         a['ignore'], b['ignore'], a['masks'], b['masks'],
+                         np.random.default_rng(seed),
+                         InstanceSwapOptions(grid, (0.5, 1.0), 1.0, 1, 16, one_way=True))
+    assert res.instance_pairs
+    for key, value in orig_b.items():
+        np.testing.assert_array_equal(b[key], value)
+
+
+def test_excluded_classes_never_match():
+    labels = np.array([0, 1, 1])
+    flags = np.zeros(3, bool)
+    pairs = match_instances(labels, flags, labels, flags, 16, np.random.default_rng(0),
+                            exclude_classes=(1, ))
+    assert pairs == [(0, 0)]

@@ -1,21 +1,18 @@
-"""Properties of the mask-aware swap (DESIGN.md §1.1) over random images and label maps."""
+"""Properties of the mask-aware swap (docs/method.md) over random images and label maps."""
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipsd_mm.swap import swap_semantic
+from ipsd_mm.swap import SemanticSwapOptions, swap_semantic
 from ipsd_mm.swap.grid import swap_regions
 from ipsd_mm.swap.semantic import image_grids
+from synthetic import blocky
 
 IGNORE = 255
 
 
-def blocky_labels(rng, h, w, num_classes, block):
-    """Label maps made of blocks, so that whole cells of one class exist, with some ignore."""
-    coarse = rng.integers(0, num_classes, (-(-h // block), -(-w // block)))
-    labels = np.kron(coarse, np.ones((block, block), np.int64))[:h, :w].astype(np.uint8)
-    labels[rng.random((h, w)) < 0.05] = IGNORE
-    return labels
+def opts(patch, ratio, prob, fraction, **kwargs):
+    return SemanticSwapOptions(patch, ratio, prob, fraction, IGNORE, **kwargs)
 
 
 def make_pair(seed, size_a, size_b, channels):
@@ -24,7 +21,7 @@ def make_pair(seed, size_a, size_b, channels):
     for h, w in (size_a, size_b):
         shape = (h, w) if channels == 0 else (h, w, channels)
         imgs.append(rng.integers(0, 256, shape, dtype=np.uint8))
-        maps.append(blocky_labels(rng, h, w, 3, int(rng.choice([4, 8, 16]))))
+        maps.append(blocky(rng, h, w, 3, int(rng.choice([4, 8, 16])), ignore=0.05))
     return imgs, maps
 
 
@@ -46,7 +43,7 @@ def test_same_size_swap_properties(seed, h, w, patch, fraction, channels):
     (img_a, img_b), (lab_a, lab_b) = make_pair(seed, (h, w), (h, w), channels)
     orig = [a.copy() for a in (img_a, img_b, lab_a, lab_b)]
     res = swap_semantic(img_a, img_b, [lab_a], [lab_b], np.random.default_rng(seed),
-                        (patch, patch), (0.2, 1.0), 1.0, fraction, IGNORE)
+                        opts((patch, patch), (0.2, 1.0), 1.0, fraction))
     if not res.swapped:
         for now, before in zip((img_a, img_b, lab_a, lab_b), orig):
             np.testing.assert_array_equal(now, before)
@@ -83,14 +80,14 @@ def test_different_sizes_keep_labels_on_pixels(seed, ha, wa, hb, wb, patch):
     """Images of different sizes: cell k of B is resized onto cell k of A; outside the cells
     nothing moves, and labels and a label-coded image stay in step (both nearest here)."""
     rng = np.random.default_rng(seed)
-    lab_a, lab_b = blocky_labels(rng, ha, wa, 2, 8), blocky_labels(rng, hb, wb, 2, 8)
+    lab_a, lab_b = blocky(rng, ha, wa, 2, 8, 0.05), blocky(rng, hb, wb, 2, 8, 0.05)
     # An extra map that equals the label map: both are resized nearest, so they must agree.
     twin_a, twin_b = lab_a.astype(np.int64) * 7, lab_b.astype(np.int64) * 7
     img_a = rng.integers(0, 256, (ha, wa, 3), dtype=np.uint8)
     img_b = rng.integers(0, 256, (hb, wb, 3), dtype=np.uint8)
     orig_a, orig_b = img_a.copy(), img_b.copy()
-    res = swap_semantic(img_a, img_b, [lab_a, twin_a], [lab_b, twin_b], rng, (patch, patch),
-                        (1.0, 1.0), 1.0, 0.5, IGNORE)
+    res = swap_semantic(img_a, img_b, [lab_a, twin_a], [lab_b, twin_b], rng,
+                        opts((patch, patch), (1.0, 1.0), 1.0, 0.5))
     np.testing.assert_array_equal(twin_a, lab_a.astype(np.int64) * 7)
     np.testing.assert_array_equal(twin_b, lab_b.astype(np.int64) * 7)
     assert twin_a.dtype == np.int64 and lab_a.dtype == np.uint8 and img_a.dtype == np.uint8
@@ -107,10 +104,10 @@ def test_nothing_shared_or_prob_zero_changes_nothing():
     img_a, img_b = (rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(2))
     lab_a, lab_b = np.zeros((16, 16), np.uint8), np.ones((16, 16), np.uint8)
     before = img_a.copy()
-    res = swap_semantic(img_a, img_b, [lab_a], [lab_b], rng, (4, 4), (1.0, 1.0), 1.0, 0.5, IGNORE)
+    res = swap_semantic(img_a, img_b, [lab_a], [lab_b], rng, opts((4, 4), (1.0, 1.0), 1.0, 0.5))
     assert not res.swapped and res.classes == []
     lab_b[:] = 0
-    res = swap_semantic(img_a, img_b, [lab_a], [lab_b], rng, (4, 4), (1.0, 1.0), 0.0, 0.5, IGNORE)
+    res = swap_semantic(img_a, img_b, [lab_a], [lab_b], rng, opts((4, 4), (1.0, 1.0), 0.0, 0.5))
     assert not res.swapped and res.classes == [0]
     np.testing.assert_array_equal(img_a, before)
 
@@ -121,7 +118,7 @@ def test_cells_of_only_ignore_pixels_never_swap():
     lab_a = np.full((8, 8), IGNORE, np.uint8)
     lab_b = np.full((8, 8), IGNORE, np.uint8)
     lab_a[0, 0] = lab_b[7, 7] = 1  # class 1 is shared, but no cell holds it in both images
-    res = swap_semantic(img_a, img_b, [lab_a], [lab_b], rng, (4, 4), (1.0, 1.0), 1.0, 0.5, IGNORE)
+    res = swap_semantic(img_a, img_b, [lab_a], [lab_b], rng, opts((4, 4), (1.0, 1.0), 1.0, 0.5))
     assert not res.swapped and res.classes == [1]
 
 
@@ -129,8 +126,63 @@ def test_same_seed_same_swap():
     outs = []
     for _ in range(2):
         (img_a, img_b), (lab_a, lab_b) = make_pair(3, (32, 32), (32, 32), 3)
-        res = swap_semantic(img_a, img_b, [lab_a], [lab_b], np.random.default_rng(7), (8, 8),
-                            (0.25, 0.75), 1.0, 0.5, IGNORE)
+        res = swap_semantic(img_a, img_b, [lab_a], [lab_b], np.random.default_rng(7),
+                            opts((8, 8), (0.25, 0.75), 1.0, 0.5))
         outs.append((res.cells_a, img_a))
     assert outs[0][0] == outs[1][0]
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(**pair_args)
+def test_one_way_swap_leaves_the_partner_clean(seed, h, w, patch, fraction, channels):
+    """One-way: A receives B's cells with their labels; B is untouched, pixels and labels."""
+    (img_a, img_b), (lab_a, lab_b) = make_pair(seed, (h, w), (h, w), channels)
+    orig = [a.copy() for a in (img_a, img_b, lab_a, lab_b)]
+    res = swap_semantic(img_a, img_b, [lab_a], [lab_b], np.random.default_rng(seed),
+                        opts((patch, patch), (0.2, 1.0), 1.0, fraction, one_way=True))
+    np.testing.assert_array_equal(img_b, orig[1])
+    np.testing.assert_array_equal(lab_b, orig[3])
+    outside = ~in_cells((h, w), res.cells_a)
+    np.testing.assert_array_equal(img_a[outside], orig[0][outside])
+    for y0, y1, x0, x1 in res.cells_a:
+        np.testing.assert_array_equal(img_a[y0:y1, x0:x1], orig[1][y0:y1, x0:x1])
+        np.testing.assert_array_equal(lab_a[y0:y1, x0:x1], orig[3][y0:y1, x0:x1])
+    held = [set(np.unique(m)) - {IGNORE} for m in (lab_a, lab_b)]
+    assert res.classes == sorted(held[0] & held[1])
+
+
+def test_excluded_classes_never_swap_nor_count_as_shared():
+    rng = np.random.default_rng(0)
+    img_a, img_b = (rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(2))
+    lab_a, lab_b = np.zeros((16, 16), np.uint8), np.zeros((16, 16), np.uint8)
+    lab_a[:8, :8] = lab_b[8:, 8:] = 3  # class 3 shared, but never in the same cell
+    before = img_a.copy()
+    res = swap_semantic(img_a, img_b, [lab_a], [lab_b], rng,
+                        opts((8, 8), (1.0, 1.0), 1.0, 0.5, exclude_classes=[0]))
+    assert not res.swapped and res.classes == [3]  # background would have swapped every cell
+    np.testing.assert_array_equal(img_a, before)
+    res = swap_semantic(img_a, img_b, [lab_a], [lab_b], rng,
+                        opts((8, 8), (1.0, 1.0), 1.0, 0.5))
+    assert res.swapped and set(res.cell_classes) == {0} and res.classes == [0, 3]
+
+
+def test_options_are_checked_with_the_option_named():
+    import pytest
+    for kwargs, name in ((dict(patch_size=8.0), 'patch_size'), (dict(patch_size='8'), 'patch_size'),
+                         (dict(swap_ratio='x'), 'swap_ratio'), (dict(prob=float('nan')), 'prob'),
+                         (dict(exclude_classes=[-1]), 'exclude_classes'),
+                         (dict(one_way=1), 'one_way'), (dict(ignore_index=1.5), 'ignore_index'),
+                         (dict(min_class_fraction=0), 'min_class_fraction')):
+        with pytest.raises(ValueError, match=name):
+            SemanticSwapOptions(**kwargs)
+
+
+def test_absurd_label_values_are_a_clear_error_not_a_huge_allocation():
+    import pytest
+    img = np.zeros((8, 8, 3), np.uint8)
+    lab_a = np.zeros((8, 8), np.int64)
+    lab_a[0, 0] = 2**40
+    with pytest.raises(ValueError, match='label 1099511627776.*ignore_index'):
+        swap_semantic(img, img.copy(), [lab_a], [np.zeros((8, 8), np.int64)],
+                      np.random.default_rng(0), opts((4, 4), (1.0, 1.0), 1.0, 0.5))

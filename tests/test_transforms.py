@@ -10,8 +10,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS
 
 import ipsd_mm  # noqa: F401
-from ipsd_mm.rng import ProcessRNG
-from make_digit_scenes import SEG_CLASSES, CLASSES
+from helpers import det_dataset_cfg, seg_dataset_cfg
+from ipsd_mm.data.rng import ProcessRNG
 
 
 def build_swap(scope, **kwargs):
@@ -19,18 +19,6 @@ def build_swap(scope, **kwargs):
     init_default_scope(scope)
     registry = SEG_TRANSFORMS if scope == 'mmseg' else DET_TRANSFORMS
     return registry.build(dict(type='IntraClassPatchSwap', **kwargs))
-
-
-def seg_dataset_cfg(root, pipeline):
-    return dict(type='BaseSegDataset', data_root=root, metainfo=dict(classes=SEG_CLASSES),
-                data_prefix=dict(img_path='images/train', seg_map_path='labels/train'),
-                img_suffix='.png', seg_map_suffix='.png', pipeline=pipeline)
-
-
-def det_dataset_cfg(root, pipeline):
-    return dict(type='CocoDataset', data_root=root, metainfo=dict(classes=CLASSES),
-                ann_file='annotations/train.json', data_prefix=dict(img='images/train/'),
-                pipeline=pipeline, filter_cfg=dict(filter_empty_gt=True))
 
 
 def load_seg(root, i):
@@ -201,3 +189,79 @@ def test_det_multi_image_mix_dataset(digit_scenes):
     for i in range(3):
         item = ds[i]
         assert len(item['data_samples'].gt_instances) > 0
+
+
+def _det_member(rng, masks=True, num=1, mask_size=32):
+    member = dict(img=rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+                  gt_bboxes=HorizontalBoxes(np.tile(np.array([[4, 4, 28, 28]], np.float32),
+                                                    (num, 1))),
+                  gt_bboxes_labels=np.full(num, 3), gt_ignore_flags=np.zeros(num, bool))
+    if masks:
+        member['gt_masks'] = BitmapMasks(np.ones((num, mask_size, mask_size), np.uint8),
+                                         mask_size, mask_size)
+    return member
+
+
+@pytest.mark.parametrize('who', ['anchor', 'partner'])
+def test_masks_on_one_member_only_are_named(who):
+    rng = np.random.default_rng(0)
+    a, b = _det_member(rng, masks=who == 'anchor'), _det_member(rng, masks=who == 'partner')
+    a['mix_results'] = [b]
+    with pytest.raises(KeyError, match=f"the {who} holds 'gt_masks'"):
+        build_swap('mmdet', box_grid=2)(a)
+
+
+@pytest.mark.parametrize('change,message', [
+    (dict(mask_size=9), 'gt_masks are 9x9 but its .img. is 32x32'),
+    (dict(num_masks=0), 'holds 0 gt_masks for 1 gt_bboxes'),
+    (dict(num_masks=2), 'holds 2 gt_masks for 1 gt_bboxes'),
+])
+def test_masks_that_do_not_fit_image_or_boxes_are_named(change, message):
+    rng = np.random.default_rng(0)
+    a, b = _det_member(rng), _det_member(rng)
+    if 'mask_size' in change:
+        a['gt_masks'] = BitmapMasks(np.ones((1, 9, 9), np.uint8), 9, 9)
+    else:
+        n = change['num_masks']
+        a['gt_masks'] = BitmapMasks(np.ones((n, 32, 32), np.uint8), 32, 32)
+    a['mix_results'] = [b]
+    with pytest.raises(ValueError, match=message):
+        build_swap('mmdet', box_grid=2)(a)
+
+
+def test_non_finite_boxes_are_named():
+    rng = np.random.default_rng(0)
+    a, b = _det_member(rng, masks=False), _det_member(rng, masks=False)
+    b['gt_bboxes'] = HorizontalBoxes(np.array([[np.nan, 4, 28, 28]], np.float32))
+    a['mix_results'] = [b]
+    with pytest.raises(ValueError, match="partner's gt_bboxes hold non-finite"):
+        build_swap('mmdet', box_grid=2)(a)
+
+
+@pytest.mark.parametrize('scope', ['mmseg', 'mmdet'])
+def test_one_way_swap_leaves_the_partner_as_loaded(scope):
+    rng = np.random.default_rng(0)
+    if scope == 'mmdet':
+        a, b = _det_member(rng), _det_member(rng)
+        b['gt_masks'].masks[:, :, 16:] = 0
+        swap = build_swap(scope, box_grid=2, swap_ratio=1.0, one_way=True)
+    else:
+        def seg():
+            label = np.zeros((32, 32), np.uint8)
+            label[:, 16:] = 2
+            return dict(img=rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+                        gt_seg_map=label, seg_fields=['gt_seg_map'])
+        a, b = seg(), seg()
+        swap = build_swap(scope, patch_size=8, swap_ratio=1.0, one_way=True)
+    before = {k: (v.masks.copy() if hasattr(v, 'masks') else np.copy(v))
+              for k, v in b.items() if k in ('img', 'gt_seg_map', 'gt_masks')}
+    a_img = a['img'].copy()
+    a['mix_results'] = [b]
+    swap(a)
+    assert a['ipsd']['swapped'] and a['ipsd']['num_cells'] > 0
+    assert b['ipsd']['num_cells'] == 0 and b['ipsd']['cells'] == []
+    assert not np.array_equal(a['img'], a_img)
+    for key, value in before.items():
+        now = b[key].masks if key == 'gt_masks' else b[key]
+        np.testing.assert_array_equal(now, value)
+    assert 'one_way=True' in repr(swap)

@@ -8,13 +8,13 @@ import hashlib
 import json
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import numpy as np
 from mmengine.dist import barrier, get_rank
 from mmengine.fileio import dump, load
 from mmengine.logging import print_log
-from mmengine.utils import ProgressBar
+from ..progress import progress
 
 ClassIndex = List[np.ndarray]  # per image, the sorted class ids it holds
 
@@ -77,14 +77,47 @@ def _load_cache(path: str, signature: str, length: int) -> Optional[ClassIndex]:
     return None
 
 
+def resolve_cache_option(option: Union[str, bool, None]) -> Union[str, bool, None]:
+    """``class_index_cache`` as the index builder takes it: False (no cache), None (the default
+    file) or a file path; True means the default file too. Anything else is a clear error."""
+    if option is True or option is None:
+        return None
+    if option is False:
+        return False
+    if not isinstance(option, (str, os.PathLike)) or not str(option):
+        raise ValueError('IntraClassPairDataset: class_index_cache must be a file path, True or '
+                         f'None (the default file in {default_cache_dir()}) or False (no '
+                         f'cache), got {option!r}')
+    option = os.fspath(option)
+    if osp.isdir(option):
+        raise ValueError(f'IntraClassPairDataset: class_index_cache={option!r} is a directory; '
+                         f'name a file in it, e.g. {osp.join(option, "class_index.pkl")!r}')
+    return option
+
+
+def check_labels(present: np.ndarray, num_classes: Optional[int], ignore_index: int,
+                 where: str) -> None:
+    """Every label is a class id of the dataset or its ignore index, else a clear error."""
+    if num_classes is None:
+        return
+    bad = present[(present >= num_classes) & (present != ignore_index)]
+    if bad.size:
+        raise ValueError(f'{where} holds labels {bad[:5].tolist()} that are neither class ids '
+                         f'(0..{num_classes - 1}) nor the ignore_index ({ignore_index}): set '
+                         "the dataset's ignore_index (and IntraClassPatchSwap's) to the value "
+                         'the label maps use for unlabelled pixels, or fix the label files')
+
+
 def _scan_label_maps(dataset, seg_paths: List[str]) -> ClassIndex:
     from mmseg.datasets.transforms import LoadAnnotations  # the loader training uses
     loader = LoadAnnotations(backend_args=getattr(dataset, 'backend_args', None))
     ignore_index = _label_settings(dataset)['ignore_index']
+    classes = dataset.metainfo.get('classes')
+    num_classes = len(classes) if classes is not None else None
     name = type(dataset).__name__
     print_log(f'IntraClassPairDataset: scanning {len(seg_paths)} label maps of {name} for the '
               'class index (once; cached)', logger='current')
-    index, progress = [], ProgressBar(len(seg_paths))
+    index, bar = [], progress(len(seg_paths), "class index: label maps scanned")
     for i, path in enumerate(seg_paths):
         info = dataset.get_data_info(i)
         try:
@@ -95,18 +128,27 @@ def _scan_label_maps(dataset, seg_paths: List[str]) -> ClassIndex:
             raise OSError(f'{name}: cannot read label map {path!r} of sample {i} '
                           f'({type(e).__name__}: {e}); check data_root and data_prefix.seg_map_path'
                           ) from e
-        counts = np.bincount(results['gt_seg_map'].ravel().astype(np.int64))
-        counts[ignore_index:ignore_index + 1] = 0
-        index.append(np.flatnonzero(counts))
-        progress.update()
+        label = results['gt_seg_map']
+        where = f'{name}: label map {path!r} of sample {i}'
+        if label.size and label.min() < 0:
+            raise ValueError(f'{where} holds negative labels; mark unlabelled pixels with '
+                             f'the ignore_index ({ignore_index})')
+        top = int(label.max()) if label.size else 0
+        if num_classes is not None and top >= num_classes and top != ignore_index:
+            present = np.unique(label)  # no bincount: the value may be huge
+        else:
+            present = np.flatnonzero(np.bincount(label.ravel().astype(np.int64)))
+        check_labels(present, num_classes, ignore_index, where)
+        index.append(present[present != ignore_index])
+        bar.update()
     return index
 
 
-def segmentation_class_index(dataset, cache_file: Optional[str] = None,
-                             use_cache: bool = True) -> ClassIndex:
-    """Classes each label map holds (ignore excluded), cached in ``cache_file`` (default: a file
-    per dataset in :func:`default_cache_dir`). In distributed runs rank 0 builds it and the other
-    ranks read it."""
+def segmentation_class_index(dataset, cache_file: Union[str, bool, None] = None) -> ClassIndex:
+    """Classes each label map holds (ignore excluded), cached in ``cache_file`` (None: a file
+    per dataset in :func:`default_cache_dir`; False: no cache). In distributed runs rank 0
+    builds it and the other ranks read it."""
+    cache_file = resolve_cache_option(cache_file)
     seg_paths = []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
@@ -114,7 +156,7 @@ def segmentation_class_index(dataset, cache_file: Optional[str] = None,
             raise KeyError(f'{type(dataset).__name__} sample {i} has no seg_map_path: the '
                            'segmentation class index needs label maps')
         seg_paths.append(info['seg_map_path'])
-    if not use_cache:
+    if cache_file is False:
         return _scan_label_maps(dataset, seg_paths)
     signature = segmentation_signature(dataset, seg_paths)
     if cache_file is None:
@@ -129,9 +171,17 @@ def segmentation_class_index(dataset, cache_file: Optional[str] = None,
             index = _scan_label_maps(dataset, seg_paths)
             os.makedirs(osp.dirname(osp.abspath(cache_file)), exist_ok=True)
             tmp = f'{cache_file}.{os.getpid()}.tmp'
-            dump(dict(signature=signature, classes=[c.tolist() for c in index]), tmp,
-                 file_format='pkl')
-            os.replace(tmp, cache_file)  # atomic: a reader never sees half a file
+            try:
+                dump(dict(signature=signature, classes=[c.tolist() for c in index]), tmp,
+                     file_format='pkl')
+                os.replace(tmp, cache_file)  # atomic: a reader never sees half a file
+            except OSError as e:
+                raise OSError(f'IntraClassPairDataset: cannot write the class index cache '
+                              f'{cache_file!r} ({type(e).__name__}: {e}); set class_index_cache'
+                              ' to a writable file path, or False for no cache') from e
+            finally:
+                if osp.exists(tmp):
+                    os.remove(tmp)
     barrier()
     if index is None:
         index = _load_cache(cache_file, signature, len(seg_paths))

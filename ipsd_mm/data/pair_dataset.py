@@ -13,30 +13,35 @@ from mmengine.registry import Registry
 from mmseg.registry import DATASETS as SEG_DATASETS
 from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS
 
-from ..pair_meta import ANCHOR, CLASSES, INSTANCE_PAIRS, PAIR_ID, PARTNER, ROLE, SWAP_RECORD
-from ..rng import ProcessRNG
-from .class_index import ClassIndex, detection_class_index, segmentation_class_index
+from ..pair_meta import ANCHOR, CLASSES, INSTANCE_PAIRS, PARTNER, ROLE, SWAP_RECORD
+from .class_index import (ClassIndex, detection_class_index, resolve_cache_option,
+                          segmentation_class_index)
+from .rng import ProcessRNG
 
 
 class _IntraClassPairDataset:
     """Pairs each image with another image of one of its classes.
 
     Item ``i`` is anchor ``i`` and a partner ``j != i``: a class is drawn uniformly among the
-    anchor's classes, then ``j`` uniformly among the other images that hold it (if no class of
-    ``i`` has another image, ``j`` is random and the swap leaves the pair alone). Both go through
-    the inner dataset's own pipeline, then through ``pipeline``: its first transform,
-    ``IntraClassPatchSwap``, sees both; the rest, ending with the packing transform, runs on
-    each member. The item is the two packed samples, their data samples stamped with the pair
-    metadata of :mod:`ipsd_mm.pair_meta`.
+    anchor's classes (those in the swap's ``exclude_classes`` never count), then ``j`` uniformly
+    among the other images that hold it (if no class of ``i`` has another image, ``j`` is random
+    and the pair shares nothing). Both go through the inner dataset's own pipeline, then
+    ``swap`` (``IntraClassPatchSwap``) sees both, then ``pipeline`` (ending with the packing
+    transform) runs on each member. The item is the two packed samples, their data samples
+    stamped with the pair metadata of :mod:`ipsd_mm.pair_meta` (``pair_collate`` numbers the
+    pairs of a batch).
 
     ``batch_size`` in the dataloader counts pairs: a batch holds twice as many images.
 
     Args:
         dataset (dict | BaseDataset): the dataset to pair, with its own load/augment pipeline
             (ending before the packing transform).
-        pipeline (list[dict]): ``IntraClassPatchSwap`` first, the packing transform last.
+        swap (dict): the ``IntraClassPatchSwap`` config; its options can be overridden like any
+            other key, e.g. ``--cfg-options train_dataloader.dataset.swap.prob=0.5``.
+        pipeline (list[dict]): what runs on each member after the swap, ending with the
+            packing transform (``PackSegInputs`` / ``PackDetInputs``).
         class_index_cache (str | bool, optional): segmentation only: the file caching the
-            class index; None: a file in the user cache folder (``$IPSD_MM_CACHE`` or
+            class index; None or True: a file in the user cache folder (``$IPSD_MM_CACHE`` or
             ``~/.cache/ipsd_mm``); False: no cache.
         max_refetch (int): how often to draw another anchor or partner when a pipeline returns
             None, before giving up. Defaults to 100.
@@ -49,14 +54,18 @@ class _IntraClassPairDataset:
     _record_key: str  # the swap record's entry that travels as metainfo
     _meta_key: str
 
-    def __init__(self, dataset: Union[dict, BaseDataset], pipeline: Sequence[dict],
+    def __init__(self, dataset: Union[dict, BaseDataset], swap: Union[dict, None] = None,
+                 pipeline: Sequence[dict] = (),
                  class_index_cache: Union[str, bool, None] = None, max_refetch: int = 100,
                  lazy_init: bool = False) -> None:
+        name = type(self).__name__
+        if isinstance(max_refetch, bool) or not isinstance(max_refetch, int) or max_refetch < 0:
+            raise ValueError(f'{name}: max_refetch must be an int >= 0, got {max_refetch!r}')
+        self.class_index_cache = resolve_cache_option(class_index_cache)
+        self.swap, self.member_pipeline = self._build_pipeline(swap, pipeline)
         if isinstance(dataset, dict):  # loaded in full_init, where an empty one gets a clear error
             dataset = self._datasets.build(dict(dataset, lazy_init=True))
         self.dataset = dataset
-        self.swap, self.member_pipeline = self._build_pipeline(pipeline)
-        self.class_index_cache = class_index_cache
         self.max_refetch = max_refetch
         self.rng = ProcessRNG()
         self._metainfo = self.dataset.metainfo
@@ -66,21 +75,27 @@ class _IntraClassPairDataset:
         if not lazy_init:
             self.full_init()
 
-    def _build_pipeline(self, pipeline: Sequence[dict]):
-        name = type(self).__name__
-        if not pipeline:
-            raise ValueError(f"{name}: 'pipeline' is empty; it must start with "
-                             f'IntraClassPatchSwap and end with {self._pack_name}')
-        transforms = [self._transforms.build(t) if isinstance(t, dict) else t for t in pipeline]
+    def _build_pipeline(self, swap, pipeline: Sequence[dict]):
+        name = 'IntraClassPairDataset'
         swap_cls = self._transforms.get('IntraClassPatchSwap')
         pack_cls = self._transforms.get(self._pack_name)
-        if not isinstance(transforms[0], swap_cls):
-            raise ValueError(f"{name}: 'pipeline' must start with dict(type='IntraClassPatchSwap'"
-                             f', ...), got {type(transforms[0]).__name__}')
-        if len(transforms) < 2 or not isinstance(transforms[-1], pack_cls):
+        transforms = [self._transforms.build(t) if isinstance(t, dict) else t for t in pipeline]
+        if any(isinstance(t, swap_cls) for t in transforms):
+            raise ValueError(f"{name}: IntraClassPatchSwap belongs in 'swap', not in 'pipeline' "
+                             "(so that its options can be overridden): set swap=dict(type="
+                             "'IntraClassPatchSwap', ...) and pipeline=[dict(type="
+                             f"'{self._pack_name}')]")
+        if swap is None:
+            raise ValueError(f"{name}: 'swap' is missing: set swap=dict(type="
+                             "'IntraClassPatchSwap', ...)")
+        swap = self._transforms.build(swap) if isinstance(swap, dict) else swap
+        if not isinstance(swap, swap_cls):
+            raise ValueError(f"{name}: 'swap' must be dict(type='IntraClassPatchSwap', ...), got "
+                             f'{type(swap).__name__}')
+        if not transforms or not isinstance(transforms[-1], pack_cls):
             raise ValueError(f"{name}: 'pipeline' must end with dict(type='{self._pack_name}'); "
-                             f'move the packing transform out of the inner dataset pipeline')
-        return transforms[0], Compose(transforms[1:])
+                             'move the packing transform out of the inner dataset pipeline')
+        return swap, Compose(transforms)
 
     @property
     def metainfo(self) -> dict:
@@ -101,7 +116,14 @@ class _IntraClassPairDataset:
             raise
         if len(self.dataset) == 0:
             raise empty
-        self.class_index = self._build_class_index()
+        classes = self.dataset.metainfo.get('classes')
+        excluded = self.swap.exclude_classes
+        if classes is not None and any(c >= len(classes) for c in excluded):
+            raise ValueError(f'IntraClassPatchSwap: exclude_classes={list(excluded)} names ids '
+                             f'beyond the {len(classes)} classes of {name} (ids 0..'
+                             f'{len(classes) - 1}: {tuple(classes)})')
+        self.class_index = [np.setdiff1d(c, excluded) if excluded else c
+                            for c in self._build_class_index()]
         holders: Dict[int, List[int]] = {}
         for i, classes in enumerate(self.class_index):
             for c in classes:
@@ -171,8 +193,7 @@ class _IntraClassPairDataset:
             return None
         for role, member, sample in zip((ANCHOR, PARTNER), (anchor, partner), packed):
             sample['data_samples'].set_metainfo({
-                PAIR_ID: idx, ROLE: role,
-                self._meta_key: list(member[SWAP_RECORD][self._record_key])})
+                ROLE: role, self._meta_key: list(member[SWAP_RECORD][self._record_key])})
         return packed
 
     def __repr__(self) -> str:
@@ -197,5 +218,4 @@ class SegIntraClassPairDataset(_IntraClassPairDataset):
     _pack_name, _record_key, _meta_key = 'PackSegInputs', 'classes', CLASSES
 
     def _build_class_index(self) -> ClassIndex:
-        return segmentation_class_index(self.dataset, self.class_index_cache or None,
-                                        use_cache=self.class_index_cache is not False)
+        return segmentation_class_index(self.dataset, self.class_index_cache)

@@ -2,10 +2,11 @@
 (``grid``), the mask-aware swap for segmentation (``semantic``) and the box-aware swap for
 detection and instance segmentation (``instance``)."""
 from .grid import resize_bilinear, resize_nearest, to_pair, to_range
-from .instance import InstanceSwap, match_instances, swap_instances
-from .semantic import SemanticSwap, swap_semantic
+from .instance import InstanceSwap, InstanceSwapOptions, match_instances, swap_instances
+from .semantic import SemanticSwap, SemanticSwapOptions, swap_semantic
 
 __all__ = [
-    'InstanceSwap', 'SemanticSwap', 'match_instances', 'resize_bilinear', 'resize_nearest',
-    'swap_instances', 'swap_semantic', 'to_pair', 'to_range'
+    'InstanceSwap', 'InstanceSwapOptions', 'SemanticSwap', 'SemanticSwapOptions',
+    'match_instances', 'resize_bilinear', 'resize_nearest', 'swap_instances', 'swap_semantic',
+    'to_pair', 'to_range'
 ]

@@ -1,4 +1,4 @@
-"""Mask-aware patch swap for semantic segmentation (DESIGN.md §1.1)."""
+"""Mask-aware patch swap for semantic segmentation (``docs/method.md``, "Segmentation")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,13 +6,58 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .grid import Cell, grid_cells, num_to_swap, swap_regions
+from .grid import (Cell, grid_cells, num_to_swap, swap_regions, to_bool, to_classes, to_int,
+                   to_pair, to_probability, to_range)
+
+#: label maps hold class ids below this (or the ignore index): larger values are corrupt data,
+#: and counting them would need memory in proportion to the value.
+MAX_LABEL = 65535
+
+
+@dataclass(frozen=True)
+class SemanticSwapOptions:
+    """The options of the mask-aware swap, checked and normalised once.
+
+    Args:
+        patch_size: cell size in pixels, (h, w); an int means both.
+        swap_ratio: fraction of the eligible cells to swap, or a (low, high) range drawn per pair.
+        prob: probability that a pair is swapped at all.
+        min_class_fraction: the share of a cell's valid pixels its class must cover, in both
+            images, for the cell to be swapped.
+        ignore_index: the label of pixels that count for nothing.
+        exclude_classes: classes that never pair, swap or distil (e.g. background).
+        one_way: the anchor (A) receives the partner's cells; the partner (B) stays clean.
+    """
+    patch_size: Tuple[int, int] = (64, 64)
+    swap_ratio: Tuple[float, float] = (0.25, 0.5)
+    prob: float = 1.0
+    min_class_fraction: float = 0.5
+    ignore_index: int = 255
+    exclude_classes: Tuple[int, ...] = ()
+    one_way: bool = False
+
+    def __post_init__(self) -> None:
+        norm = dict(patch_size=to_pair(self.patch_size, 'patch_size'),
+                    swap_ratio=to_range(self.swap_ratio, 'swap_ratio'),
+                    prob=to_probability(self.prob, 'prob'),
+                    ignore_index=to_int(self.ignore_index, 'ignore_index', 0),
+                    exclude_classes=to_classes(self.exclude_classes, 'exclude_classes'),
+                    one_way=to_bool(self.one_way, 'one_way'))
+        if (isinstance(self.min_class_fraction, bool)
+                or not isinstance(self.min_class_fraction, (int, float))
+                or not 0 < self.min_class_fraction <= 1):
+            raise ValueError(f'min_class_fraction must lie in (0, 1], got '
+                             f'{self.min_class_fraction!r}')
+        norm['min_class_fraction'] = float(self.min_class_fraction)
+        for key, value in norm.items():
+            object.__setattr__(self, key, value)
 
 
 @dataclass
 class SemanticSwap:
-    """What a semantic swap did: the cells exchanged (cell k of A with cell k of B), the class
-    each cell was chosen for, and the classes both label maps hold afterwards."""
+    """What a semantic swap did: the cells exchanged (cell k of A with cell k of B; in a one-way
+    swap B's cell was only read), the class each cell was chosen for, and the classes both
+    label maps hold afterwards."""
     swapped: bool
     classes: List[int]
     cells_a: List[Cell] = field(default_factory=list)
@@ -49,72 +94,84 @@ def cell_class_counts(label: np.ndarray, y_edges: np.ndarray, x_edges: np.ndarra
     return counts
 
 
-def present_classes(label: np.ndarray, ignore_index: int) -> np.ndarray:
-    """The labels a map holds, ignore excluded, sorted."""
+def present_classes(label: np.ndarray, ignore: Sequence[int] = ()) -> np.ndarray:
+    """The labels a map holds, those in ``ignore`` left out, sorted."""
     counts = np.bincount(label.ravel().astype(np.int64))
-    counts[ignore_index:ignore_index + 1] = 0
+    for c in ignore:
+        counts[c:c + 1] = 0
     return np.flatnonzero(counts)
 
 
-def check_label(label: np.ndarray, name: str) -> None:
+def check_label(label: np.ndarray, name: str, ignore_index: int) -> None:
     if label.ndim != 2 or not np.issubdtype(label.dtype, np.integer):
         raise ValueError(f'{name} must be a 2-D integer label map, got shape {label.shape} '
                          f'and dtype {label.dtype}')
     if label.size and label.min() < 0:
         raise ValueError(f'{name} holds negative labels; mark unlabelled pixels with '
                          f'ignore_index instead')
+    if label.size and label.max() > max(MAX_LABEL, ignore_index):
+        raise ValueError(f'{name} holds the label {label.max()}, above any class id (at most '
+                         f'{MAX_LABEL}) and the ignore_index ({ignore_index}): the label file '
+                         'is corrupt or was read with the wrong dtype')
 
 
 def swap_semantic(img_a: np.ndarray, img_b: np.ndarray,
                   maps_a: Sequence[np.ndarray], maps_b: Sequence[np.ndarray],
-                  rng: np.random.Generator, patch_size: Tuple[int, int],
-                  swap_ratio: Tuple[float, float], prob: float, min_class_fraction: float,
-                  ignore_index: int) -> SemanticSwap:
+                  rng: np.random.Generator, options: SemanticSwapOptions) -> SemanticSwap:
     """Swap same-class cells between image A and image B, in place.
 
     ``maps_a[0]`` / ``maps_b[0]`` are the label maps that decide eligibility; every map in
     ``maps_a`` / ``maps_b`` (label maps, other per-pixel fields) moves with the pixels, resized
     nearest, while pixels are resized bilinear. Cell k is eligible for a class c held by both
-    images when c covers at least ``min_class_fraction`` of the valid pixels of cell k in both.
-    With probability ``prob`` a fraction drawn from ``swap_ratio`` of the eligible cells is
-    swapped. Nothing outside the swapped cells changes.
+    images (not excluded) when c covers at least ``min_class_fraction`` of the valid pixels of
+    cell k in both. With probability ``prob`` a fraction drawn from ``swap_ratio`` of the
+    eligible cells is swapped (``one_way``: only A receives). Nothing outside the swapped cells
+    changes. The classes reported are those both maps hold afterwards, excluded ones left out.
     """
+    opt = options
     label_a, label_b = maps_a[0], maps_b[0]
-    check_label(label_a, 'label map of A')
-    check_label(label_b, 'label map of B')
-    do_swap = rng.random() < prob
-    if not do_swap:  # still report the shared classes: the pair is distilled all the same
-        shared = np.intersect1d(present_classes(label_a, ignore_index),
-                                present_classes(label_b, ignore_index))
+    check_label(label_a, 'label map of A', opt.ignore_index)
+    check_label(label_b, 'label map of B', opt.ignore_index)
+    left_out = (opt.ignore_index, *opt.exclude_classes)
+    if not rng.random() < opt.prob:  # still report the shared classes: they are distilled
+        shared = np.intersect1d(present_classes(label_a, left_out),
+                                present_classes(label_b, left_out))
         return SemanticSwap(False, shared.tolist())
 
-    (ya, xa), (yb, xb) = image_grids(label_a.shape, label_b.shape, patch_size)
-    num_labels = int(max(label_a.max(), label_b.max(), ignore_index)) + 1
-    counts_a = cell_class_counts(label_a, ya, xa, num_labels, ignore_index)
-    counts_b = cell_class_counts(label_b, yb, xb, num_labels, ignore_index)
-    shared = np.flatnonzero((counts_a.sum(0) > 0) & (counts_b.sum(0) > 0))
+    (ya, xa), (yb, xb) = image_grids(label_a.shape, label_b.shape, opt.patch_size)
+    num_labels = int(max(label_a.max(), label_b.max(), opt.ignore_index)) + 1
+    counts_a = cell_class_counts(label_a, ya, xa, num_labels, opt.ignore_index)
+    counts_b = cell_class_counts(label_b, yb, xb, num_labels, opt.ignore_index)
+    held = (counts_a.sum(0) > 0) & (counts_b.sum(0) > 0)
+    held[[c for c in opt.exclude_classes if c < num_labels]] = False
+    shared = np.flatnonzero(held)
     if shared.size == 0:
         return SemanticSwap(False, [])
     # A cell's class is the shared class best covered, in both images, among its valid pixels
-    # (shared class or not); the cell is eligible if that cover reaches min_class_fraction.
+    # (any class counts as valid); the cell is eligible if that cover reaches the threshold.
     both = np.minimum(counts_a[:, shared] / np.maximum(counts_a.sum(1, keepdims=True), 1),
                       counts_b[:, shared] / np.maximum(counts_b.sum(1, keepdims=True), 1))
     best = both.argmax(1)
-    eligible = np.flatnonzero(both[np.arange(len(both)), best] >= min_class_fraction)
+    eligible = np.flatnonzero(both[np.arange(len(both)), best] >= opt.min_class_fraction)
 
-    num = num_to_swap(rng, swap_ratio, len(eligible))
+    num = num_to_swap(rng, opt.swap_ratio, len(eligible))
     if num == 0:
         return SemanticSwap(False, shared.tolist())
     chosen = np.sort(rng.choice(eligible, num, replace=False))
     all_a, all_b = grid_cells(ya, xa), grid_cells(yb, xb)
     cells_a, cells_b = [all_a[k] for k in chosen], [all_b[k] for k in chosen]
     swap_regions([img_a, *maps_a], [img_b, *maps_b], cells_a, cells_b,
-                 nearest=[False] + [True] * len(maps_a))
+                 nearest=[False] + [True] * len(maps_a), one_way=opt.one_way)
     if label_a.shape == label_b.shape:  # cells moved whole: update the counts, no new pass
-        counts_a[chosen], counts_b[chosen] = counts_b[chosen], counts_a[chosen].copy()
-        classes = np.flatnonzero((counts_a.sum(0) > 0) & (counts_b.sum(0) > 0))
+        moved_a = counts_a[chosen].copy()
+        counts_a[chosen] = counts_b[chosen]
+        if not opt.one_way:
+            counts_b[chosen] = moved_a
+        held = (counts_a.sum(0) > 0) & (counts_b.sum(0) > 0)
+        held[[c for c in opt.exclude_classes if c < num_labels]] = False
+        classes = np.flatnonzero(held)
     else:  # resized cells: count again
-        classes = np.intersect1d(present_classes(label_a, ignore_index),
-                                 present_classes(label_b, ignore_index))
+        classes = np.intersect1d(present_classes(label_a, left_out),
+                                 present_classes(label_b, left_out))
     return SemanticSwap(True, classes.tolist(), cells_a, cells_b,
                         [int(shared[best[k]]) for k in chosen])
