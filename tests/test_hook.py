@@ -182,3 +182,46 @@ def test_ddp_two_cpu_processes(digit_scenes, tmp_path):
     for rank in range(2):
         losses = torch.load(osp.join(tmp_path, f'rank{rank}.pt'))
         assert len(losses) == 2 and torch.isfinite(losses).all()
+
+
+def test_a_batch_collated_without_pair_collate_is_named_before_the_preprocessor(digit_scenes,
+                                                                                tmp_path):
+    cfg = tiny_cfg(SEG, digit_scenes, str(tmp_path))
+    cfg.train_dataloader.collate_fn = dict(type='pseudo_collate')
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises((KeyError, TypeError), match='pair_collate'):
+        runner.train()
+
+
+@pytest.mark.parametrize('config,key,value,attribute', [
+    (SEG, 'train_dataloader.dataset.swap.patch_size', 32, ('swap', 'patch_size', (32, 32))),
+    (SEG, 'train_dataloader.dataset.swap.exclude_classes', [0],
+     ('swap', 'exclude_classes', (0, ))),
+    (RETINA, 'train_dataloader.dataset.swap.one_way', True, ('swap', 'one_way', True)),
+    (RETINA, 'custom_hooks.0.gate', 'argmax', ('hook', 'gate', 'argmax')),
+    (SEG, 'custom_hooks.0.loss_weight', 0.5, ('hook', 'loss_weight', 0.5)),
+])
+def test_every_option_is_overridden_the_openmmlab_way(config, key, value, attribute, digit_scenes,
+                                                      tmp_path):
+    """--cfg-options (merge_from_dict) reaches the built transform and hook: no dead copy."""
+    cfg = tiny_cfg(config, digit_scenes, str(tmp_path))
+    cfg.merge_from_dict({key: value})
+    runner = Runner.from_cfg(cfg)
+    where, name, expected = attribute
+    if where == 'swap':
+        got = getattr(runner.train_dataloader.dataset.swap.options, name)
+    else:
+        hook = next(h for h in runner.hooks if isinstance(h, IPSDHook))
+        got = getattr(hook.loss if name == 'gate' else hook, name)
+    assert got == expected
+
+
+def test_a_child_config_overrides_the_swap(digit_scenes, tmp_path):
+    from runner_utils import CONFIGS
+    child = tmp_path / 'child.py'
+    child.write_text(f"_base_ = ['{osp.join(CONFIGS, SEG)}']\n"
+                     "train_dataloader = dict(dataset=dict(swap=dict(patch_size=24, prob=0.5)))\n")
+    cfg = Config.fromfile(str(child))
+    assert cfg.train_dataloader.dataset.swap.patch_size == 24
+    assert cfg.train_dataloader.dataset.swap.prob == 0.5
+    assert 'ipsd_swap' not in cfg  # no second, dead copy of the options

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ipsd_mm.distill.loss import paired_kl, region_to_pixel_kl
+from ipsd_mm.distill.loss import PairedDistillLoss, paired_kl
 
 
 def direct_kl(teacher, student, t):
@@ -38,10 +38,11 @@ def test_identical_members_give_zero_and_symmetry():
 
 
 def test_temperature_scales_as_documented():
+    """The teacher is the member more confident at T=1; T only softens the KL."""
     a, b, c = torch.randn(3, 6), torch.randn(3, 6), torch.tensor([0, 1, 2])
     for t in (1.0, 4.0):
-        manual = sum(direct_kl(*((a[k], b[k]) if F.softmax(a[k] / t, -1)[c[k]]
-                                 >= F.softmax(b[k] / t, -1)[c[k]] else (b[k], a[k])), t)
+        manual = sum(direct_kl(*((a[k], b[k]) if F.softmax(a[k], -1)[c[k]]
+                                 >= F.softmax(b[k], -1)[c[k]] else (b[k], a[k])), t)
                      for k in range(3)) / 3
         assert paired_kl(a, b, c, t).item() == pytest.approx(manual, rel=1e-5)
 
@@ -76,11 +77,58 @@ def test_pixel_mode_targets_every_student_pixel():
     region_b = torch.tensor([[0.0, 0.0]])
     pixels_a = torch.randn(4, 2, requires_grad=True)
     pixels_b = torch.randn(3, 2, requires_grad=True)
-    loss = region_to_pixel_kl(region_a, region_b, torch.tensor([0]), pixels_a,
-                              torch.zeros(4, dtype=torch.long), pixels_b,
-                              torch.zeros(3, dtype=torch.long), temperature=1.0)
-    expected = sum(direct_kl(region_a[0], pixels_b[k].detach(), 1.0) for k in range(3)) / 3
-    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss, gated, count = PairedDistillLoss(temperature=1.0).region_to_pixel_sum(
+        region_a, region_b, torch.tensor([0]), pixels_a, torch.zeros(4, dtype=torch.long),
+        pixels_b, torch.zeros(3, dtype=torch.long))
+    expected = sum(direct_kl(region_a[0], pixels_b[k].detach(), 1.0) for k in range(3))
+    assert loss.item() == pytest.approx(expected, rel=1e-5) and gated == 0 and count == 3
     loss.backward()
     assert pixels_a.grad is None or pixels_a.grad.abs().sum() == 0
     assert pixels_b.grad.abs().sum() > 0
+
+
+def bernoulli_kl(teacher, student, t):
+    q, s = torch.sigmoid(teacher / t), torch.sigmoid(student / t)
+    return float((q * (q / s).log() + (1 - q) * ((1 - q) / (1 - s)).log()).sum() * t * t)
+
+
+def test_sigmoid_kd_is_a_per_class_bernoulli_kl_with_the_higher_score_teaching():
+    za = torch.tensor([[2.0, -1.0, 0.5]], requires_grad=True)
+    zb = torch.tensor([[0.0, 1.0, -0.5]], requires_grad=True)
+    loss = PairedDistillLoss(temperature=2.0)
+    total, _, _ = loss.pair_sum(za, zb, torch.tensor([0]), sigmoid=True)  # A's sigmoid[0] higher
+    assert total.item() == pytest.approx(bernoulli_kl(za[0].detach(), zb[0].detach(), 2.0),
+                                         rel=1e-5)
+    total.backward()
+    assert za.grad.abs().sum() == 0 and zb.grad.abs().sum() > 0
+    # Identical members: zero; it differs from the softmax KL of the same logits.
+    assert loss.pair_sum(za, za.detach(), torch.tensor([0]), sigmoid=True)[0].item() == \
+        pytest.approx(0.0, abs=1e-6)
+    assert loss.pair_sum(za, zb, torch.tensor([0]))[0].item() != pytest.approx(total.item())
+
+
+@pytest.mark.parametrize('gate,kept', [('none', [1, 1, 1]), ('argmax', [1, 0, 0]),
+                                       ('threshold', [1, 1, 0])])
+def test_gate_drops_pairs_whose_teacher_is_not_right(gate, kept):
+    # Pair 0: A teaches, its argmax is the class (p ~ 0.84); pair 1: A teaches class 1 at
+    # p ~ 0.42, but its argmax is class 0; pair 2: B teaches (uniform, p = 1/3, argmax 0).
+    za = torch.tensor([[3.0, 0.0, 1.0], [2.0, 1.7, -2.0], [3.0, -1.0, 0.0]])
+    zb = torch.zeros(3, 3)
+    classes = torch.tensor([0, 1, 1])
+    loss = PairedDistillLoss(temperature=1.0, gate=gate, gate_threshold=0.4)
+    total, gated, count = loss.pair_sum(za, zb, classes,
+                                        weights=torch.tensor([1.0, 10.0, 100.0]))
+    one = [PairedDistillLoss(1.0).pair_sum(za[k:k + 1], zb[k:k + 1], classes[k:k + 1])[0].item()
+           for k in range(3)]
+    assert gated == kept.count(0) and count == sum(w * k for w, k in zip((1, 10, 100), kept))
+    assert total.item() == pytest.approx(sum(w * o * k for w, o, k in
+                                             zip((1, 10, 100), one, kept)), rel=1e-5)
+
+
+@pytest.mark.parametrize('kwargs,name', [(dict(temperature=float('inf')), 'temperature'),
+                                         (dict(temperature=0), 'temperature'),
+                                         (dict(gate='maybe'), 'gate'),
+                                         (dict(gate_threshold=1.5), 'gate_threshold')])
+def test_bad_options_name_themselves(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        PairedDistillLoss(**kwargs)

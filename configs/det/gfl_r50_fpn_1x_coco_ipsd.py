@@ -5,4 +5,4 @@ _base_ = ['mmdet::gfl/gfl_r50_fpn_1x_coco.py', '../_base_/ipsd_det.py']
 from ipsd_mm.config_utils import pair_train_dataloader  # noqa: E402
 
 # The baseline's train dataset in intra-class pairs; batch_size counts pairs (halved).
-train_dataloader = pair_train_dataloader(_base_.train_dataloader, _base_.ipsd_swap)
+train_dataloader = pair_train_dataloader(_base_.train_dataloader)

@@ -6,4 +6,5 @@ from ipsd_mm.config_utils import pair_train_dataloader  # noqa: E402
 
 # The baseline's train dataset (a ConcatDataset of the train and aug splits) in intra-class
 # pairs; batch_size counts pairs (halved).
-train_dataloader = pair_train_dataloader(_base_.train_dataloader, _base_.ipsd_swap)
+# VOC's class 0 is background, not an object: it never pairs, swaps or distils.
+train_dataloader = pair_train_dataloader(_base_.train_dataloader, exclude_classes=[0])

@@ -7,4 +7,4 @@ _base_ = [
 from ipsd_mm.config_utils import pair_train_dataloader  # noqa: E402
 
 # The baseline's train dataset in intra-class pairs; batch_size counts pairs (halved).
-train_dataloader = pair_train_dataloader(_base_.train_dataloader, _base_.ipsd_swap)
+train_dataloader = pair_train_dataloader(_base_.train_dataloader)

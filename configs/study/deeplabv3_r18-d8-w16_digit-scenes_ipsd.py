@@ -3,5 +3,6 @@ _base_ = ['./deeplabv3_r18-d8-w16_digit-scenes.py', '../_base_/ipsd_seg.py']
 
 from ipsd_mm.config_utils import pair_train_dataloader  # noqa: E402
 
-ipsd_swap = dict(_base_.ipsd_swap, patch_size=8)  # cells sized to the 14-32 pixel digits
-train_dataloader = pair_train_dataloader(_base_.train_dataloader, ipsd_swap)
+# Cells sized to the 14-32 pixel digits; class 0 (background) never pairs, swaps or distils.
+train_dataloader = pair_train_dataloader(
+    _base_.train_dataloader, patch_size=8, exclude_classes=[0])

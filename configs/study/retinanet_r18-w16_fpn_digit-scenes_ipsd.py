@@ -3,5 +3,5 @@ _base_ = ['./retinanet_r18-w16_fpn_digit-scenes.py', '../_base_/ipsd_det.py']
 
 from ipsd_mm.config_utils import pair_train_dataloader  # noqa: E402
 
-ipsd_swap = dict(_base_.ipsd_swap, box_grid=3)  # cells sized to the 14-32 pixel digits
-train_dataloader = pair_train_dataloader(_base_.train_dataloader, ipsd_swap)
+train_dataloader = pair_train_dataloader(
+    _base_.train_dataloader, box_grid=3)  # cells sized to the 14-32 pixel digits

@@ -2,6 +2,6 @@
 hook that adds the term to training (``hook``)."""
 from .adapters import build_adapter
 from .hook import IPSDHook
-from .loss import paired_kl, region_to_pixel_kl
+from .loss import PairedDistillLoss, paired_kl
 
-__all__ = ['IPSDHook', 'build_adapter', 'paired_kl', 'region_to_pixel_kl']
+__all__ = ['IPSDHook', 'PairedDistillLoss', 'build_adapter', 'paired_kl']

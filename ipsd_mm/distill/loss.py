@@ -1,74 +1,130 @@
 """Instance-to-instance distillation between the two members of a pair, in pure torch.
 
-Each member gives logits for the same class c (a region's mean logits, or an instance's class
-logits). The member more confident in c, by its own ``softmax(z / T)[c]``, teaches; its
-distribution is the target (no gradient) of the other: ``T² · KL(p_teacher ‖ p_student)``.
-Everything is computed in float32, whatever the autocast dtype.
+Each member gives logits for the same class c (a region's logits, or an instance's class
+logits). The member more confident in c (its own probability of c, at temperature 1) teaches;
+its distribution at temperature T is the target (no gradient) of the other:
+``T² · KL(p_teacher ‖ p_student)``. Softmax classifiers use the categorical KL; sigmoid
+classifiers a per-class Bernoulli KL, summed over the classes. A gate can drop pairs whose
+teacher is not right. :class:`PairedDistillLoss` returns *sums*: the adapters divide them by the
+normaliser of the task loss they accompany (``docs/method.md``). Everything is computed in
+float32, whatever the autocast dtype.
 """
-from typing import Tuple
+import math
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+GATES = ('none', 'argmax', 'threshold')
 
-def pick_teacher(logits_a: Tensor, logits_b: Tensor, classes: Tensor,
-                 temperature: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Split two members' (N, C) logits into teacher log-probabilities (detached), student
-    logits and a mask that is True where A teaches (ties: A teaches).
 
-    Returns ``(log_p_teacher, student_logits, a_teaches, log_p_a_and_b)``; the last is the
-    stacked float32 log-probabilities of A and B, shape (2, N, C).
+class PairedDistillLoss:
+    """The paired KL with its temperature and teacher gate; built once by ``IPSDHook``.
+
+    Args:
+        temperature (float): T, softening both distributions; the term is scaled by T².
+        gate (str): which pairs distil: ``'none'`` (all), ``'argmax'`` (the teacher's most
+            probable class is the shared class) or ``'threshold'`` (the teacher's probability
+            of the shared class is at least ``gate_threshold``). Gated-out pairs add zero.
+        gate_threshold (float): the probability a teacher needs under ``gate='threshold'``.
     """
-    log_p = F.log_softmax(torch.stack([logits_a, logits_b]).float() / temperature, dim=-1)
-    conf = log_p.gather(-1, classes.view(1, -1, 1).expand(2, -1, 1)).squeeze(-1)
-    a_teaches = conf[0] >= conf[1]
-    log_p_teacher = torch.where(a_teaches[:, None], log_p[0], log_p[1]).detach()
-    student = torch.where(a_teaches[:, None], logits_b, logits_a)
-    return log_p_teacher, student, a_teaches, log_p
+
+    def __init__(self, temperature: float = 4.0, gate: str = 'none',
+                 gate_threshold: float = 0.5) -> None:
+        if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                or not math.isfinite(temperature) or temperature <= 0):
+            raise ValueError(f'IPSDHook: temperature must be a finite number > 0, got '
+                             f'{temperature!r}')
+        if gate not in GATES:
+            raise ValueError(f'IPSDHook: gate must be one of {GATES}, got {gate!r}')
+        if (isinstance(gate_threshold, bool) or not isinstance(gate_threshold, (int, float))
+                or not 0 <= gate_threshold <= 1):
+            raise ValueError(f'IPSDHook: gate_threshold must lie in [0, 1], got '
+                             f'{gate_threshold!r}')
+        self.temperature = float(temperature)
+        self.gate = gate
+        self.gate_threshold = float(gate_threshold)
+
+    def __repr__(self) -> str:
+        return (f'PairedDistillLoss(temperature={self.temperature}, gate={self.gate!r}, '
+                f'gate_threshold={self.gate_threshold})')
+
+    def teachers(self, logits_a: Tensor, logits_b: Tensor, classes: Tensor,
+                 sigmoid: bool = False) -> Tuple[Tensor, Tensor]:
+        """For N pairs of (N, C) logits: where A teaches (ties: A), and which pairs pass the
+        gate. Both (N,) bool."""
+        z = torch.stack([logits_a, logits_b]).detach().float()
+        prob = z.sigmoid() if sigmoid else z.softmax(-1)
+        conf = prob.gather(-1, classes.view(1, -1, 1).expand(2, -1, 1)).squeeze(-1)
+        a_teaches = conf[0] >= conf[1]
+        if self.gate == 'none':
+            return a_teaches, torch.ones_like(a_teaches)
+        teacher_prob = torch.where(a_teaches[:, None], prob[0], prob[1])
+        if self.gate == 'argmax':
+            return a_teaches, teacher_prob.argmax(-1) == classes
+        return a_teaches, torch.maximum(conf[0], conf[1]) >= self.gate_threshold
+
+    def divergence(self, teacher: Tensor, student: Tensor, sigmoid: bool = False) -> Tensor:
+        """Row-wise ``T² · KL(p_teacher ‖ p_student)`` of (N, C) logits, teacher detached."""
+        t = self.temperature
+        teacher, student = teacher.detach().float() / t, student.float() / t
+        if sigmoid:  # Bernoulli KL per class: BCE to the teacher's sigmoid minus its entropy
+            q, log_q, log_1q = teacher.sigmoid(), F.logsigmoid(teacher), F.logsigmoid(-teacher)
+            kl = q * (log_q - F.logsigmoid(student)) + (1 - q) * (log_1q - F.logsigmoid(-student))
+        else:
+            log_q = F.log_softmax(teacher, -1)
+            kl = F.kl_div(F.log_softmax(student, -1), log_q, log_target=True, reduction='none')
+        return kl.sum(-1) * t * t
+
+    def pair_sum(self, logits_a: Tensor, logits_b: Tensor, classes: Tensor,
+                 weights: Optional[Tensor] = None,
+                 sigmoid: bool = False) -> Tuple[Tensor, int, float]:
+        """``Σ_k weight_k · gate_k · T² · KL`` over N pairs, how many pairs the gate dropped,
+        and the weight distilled (``Σ_k weight_k · gate_k``: the elements the sum is over). A
+        zero attached to the graph when nothing distils."""
+        if logits_a.shape[0] == 0:
+            return zero_like(logits_a, logits_b), 0, 0.0
+        a_teaches, keep = self.teachers(logits_a, logits_b, classes, sigmoid)
+        teacher = torch.where(a_teaches[:, None], logits_a, logits_b)
+        student = torch.where(a_teaches[:, None], logits_b, logits_a)
+        kl = self.divergence(teacher, student, sigmoid)
+        weights = torch.ones_like(kl) if weights is None else weights.float()
+        kept = weights * keep.float()
+        return (kl * kept).sum(), int((~keep).sum()), float(kept.sum())
+
+    def region_to_pixel_sum(self, region_a: Tensor, region_b: Tensor, classes: Tensor,
+                            pixels_a: Tensor, owner_a: Tensor, pixels_b: Tensor,
+                            owner_b: Tensor) -> Tuple[Tensor, int, float]:
+        """``pixel`` mode: the teacher's region distribution is the target of every student
+        pixel of that region. ``Σ`` over those pixels of ``T² · KL``, the pairs gated out and
+        the pixels distilled.
+
+        Args:
+            region_a, region_b: (N, C) region logits of the two members; they pick the teacher.
+            classes: (N,) the class of each region pair.
+            pixels_a, pixels_b: (P_a, C) / (P_b, C) logits of the members' pixels in the regions.
+            owner_a, owner_b: (P_a,) / (P_b,) which region pair (0..N-1) each pixel belongs to.
+        """
+        if region_a.shape[0] == 0:
+            return zero_like(region_a, region_b, pixels_a, pixels_b), 0, 0.0
+        a_teaches, keep = self.teachers(region_a, region_b, classes)
+        # A's pixels learn where B teaches, B's pixels where A teaches; gated pairs not at all.
+        learn_a, learn_b = (~a_teaches & keep)[owner_a], (a_teaches & keep)[owner_b]
+        pix = torch.cat([pixels_a[learn_a], pixels_b[learn_b]])
+        own = torch.cat([owner_a[learn_a], owner_b[learn_b]])
+        if pix.shape[0] == 0:
+            return zero_like(region_a, region_b, pixels_a, pixels_b), int((~keep).sum()), 0.0
+        teacher = torch.where(a_teaches[:, None], region_a, region_b)[own]
+        return self.divergence(teacher, pix).sum(), int((~keep).sum()), float(pix.shape[0])
 
 
 def paired_kl(logits_a: Tensor, logits_b: Tensor, classes: Tensor,
               temperature: float = 4.0) -> Tensor:
-    """Mean over N pairs of ``T² · KL(p_teacher ‖ p_student)``; a zero attached to the graph
-    when N is 0.
-
-    Args:
-        logits_a, logits_b: (N, C) logits of the two members, pair k in row k.
-        classes: (N,) the class each pair shares; it decides who teaches.
-        temperature: T, softening both distributions.
-    """
-    if logits_a.shape[0] == 0:
-        return zero_like(logits_a, logits_b)
-    log_p_teacher, student, _, _ = pick_teacher(logits_a, logits_b, classes, temperature)
-    log_p_student = F.log_softmax(student.float() / temperature, dim=-1)
-    kl = F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction='none').sum(-1)
-    return kl.mean() * temperature**2
-
-
-def region_to_pixel_kl(region_a: Tensor, region_b: Tensor, classes: Tensor,
-                       pixels_a: Tensor, owner_a: Tensor, pixels_b: Tensor, owner_b: Tensor,
-                       temperature: float = 4.0) -> Tensor:
-    """``pixel`` mode: the teacher's region distribution is the target of every student pixel
-    of that region. Mean over all student pixels of ``T² · KL(p_teacher ‖ p_student(pixel))``.
-
-    Args:
-        region_a, region_b: (N, C) region mean logits of the two members; they pick the teacher.
-        classes: (N,) the class of each region pair.
-        pixels_a, pixels_b: (P_a, C) / (P_b, C) logits of the members' pixels in those regions.
-        owner_a, owner_b: (P_a,) / (P_b,) which region pair (0..N-1) each pixel belongs to.
-    """
-    if region_a.shape[0] == 0:
-        return zero_like(region_a, region_b, pixels_a, pixels_b)
-    log_p_teacher, _, a_teaches, _ = pick_teacher(region_a, region_b, classes, temperature)
-    # A's pixels learn where B teaches, B's pixels where A teaches.
-    pix = torch.cat([pixels_a[~a_teaches[owner_a]], pixels_b[a_teaches[owner_b]]])
-    own = torch.cat([owner_a[~a_teaches[owner_a]], owner_b[a_teaches[owner_b]]])
-    if pix.shape[0] == 0:
-        return zero_like(region_a, region_b, pixels_a, pixels_b)
-    log_p_student = F.log_softmax(pix.float() / temperature, dim=-1)
-    kl = F.kl_div(log_p_student, log_p_teacher[own], log_target=True, reduction='none').sum(-1)
-    return kl.mean() * temperature**2
+    """Mean over N pairs of ``T² · KL(p_teacher ‖ p_student)`` (softmax, no gate): the
+    classification recipe of the paper; a zero attached to the graph when N is 0."""
+    total, _, _ = PairedDistillLoss(temperature).pair_sum(logits_a, logits_b, classes)
+    return total / max(logits_a.shape[0], 1)
 
 
 def zero_like(*tensors: Tensor) -> Tensor:

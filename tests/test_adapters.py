@@ -1,0 +1,294 @@
+"""The adapters with real mmseg/mmdet models: each normaliser pinned against the task loss's
+own, what is supported runs a training step with the term, the rest is refused by name."""
+import copy
+import math
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import MODELS, init_default_scope
+
+import ipsd_mm  # noqa: F401
+from ipsd_mm.distill import IPSDHook, PairedDistillLoss
+from ipsd_mm.distill.adapters import SegmentorAdapter, build_adapter
+from ipsd_mm.pair_meta import CLASSES
+from runner_utils import CONFIGS
+from synthetic import for_cpu, pair_batch
+
+
+def lib_config(scope: str, rel: str) -> Config:
+    pkg = __import__(scope)
+    return Config.fromfile(osp.join(osp.dirname(pkg.__file__), '.mim', 'configs', rel))
+
+
+def build(model_cfg, scope: str):
+    from mmengine.config import ConfigDict
+    init_default_scope(scope)
+    model_cfg = ConfigDict(copy.deepcopy(model_cfg))
+    for_cpu(model_cfg)
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model
+
+
+def study(name: str):
+    cfg = Config.fromfile(osp.join(CONFIGS, 'study', name + '.py'))
+    return build(cfg.model, cfg.default_scope)
+
+
+class _Runner:
+    def __init__(self, model):
+        self.model, self.logger = model, MMLogger.get_instance('ipsd_test')
+
+
+def train_step(model, batch, hook=None):
+    """One forward/backward with the hook wrapping loss; returns the loss dict."""
+    if hook is not None:
+        hook.before_run(_Runner(model))
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    total = sum(v for k, v in losses.items() if 'loss' in k and isinstance(v, torch.Tensor))
+    total.backward()
+    if hook is not None:
+        hook.after_run(_Runner(model))
+    return losses
+
+
+# -- normalisers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('mode', ['pixel', 'region'])
+@pytest.mark.parametrize('avg_non_ignore', [False, True])
+def test_seg_term_equals_the_decode_cross_entropy_per_pixel(mode, avg_non_ignore):
+    """With a one-hot teacher at T=1 the KL of a student pixel is its cross-entropy to the
+    teacher's class: the term must then equal mmseg's own CE (same logits, labels only on the
+    student's region), value and gradient, whatever the CE averages over."""
+    model = study('deeplabv3_r18-d8-w16_digit-scenes')
+    head = model.decode_head
+    head.loss_decode.avg_non_ignore = avg_non_ignore
+    adapter = SegmentorAdapter(model, PairedDistillLoss(temperature=1.0), mode=mode)
+    batch = pair_batch('seg', 4, (16, 16), classes=[2])
+    labels = torch.stack([s.gt_sem_seg.data for s in batch['data_samples']])[:, 0]
+    labels[:, :, :4] = 2  # class 2 in every image; some ignore pixels elsewhere
+    labels[:, -2:, :] = 255
+    for s, lab in zip(batch['data_samples'], labels):
+        s.gt_sem_seg.data = lab[None].clone()
+    c = head.out_channels
+    logits = torch.randn(4, c, 16, 16)
+    teacher = torch.full((c, ), -25.0)
+    teacher[2] = 25.0
+    for anchor in (0, 2):  # the anchors are sure of class 2: they teach
+        logits[anchor][:, labels[anchor] == 2] = teacher[:, None]
+    for partner in (1, 3):  # region mode distils the region mean: one logit vector per region
+        if mode == 'region':
+            logits[partner][:, labels[partner] == 2] = torch.randn(c)[:, None]
+    logits.requires_grad_(True)
+    adapter.recorder.calls['decode'] = [logits]
+    terms, stats = adapter.terms(batch['data_samples'])
+    term = terms['loss_ipsd']
+    (grad_term, ) = torch.autograd.grad(term, logits)
+
+    target = torch.full_like(labels, 255)
+    for partner in (1, 3):
+        target[partner][labels[partner] == 2] = 2
+    # The CE averages over the head's valid pixels, which are the real labels' valid pixels.
+    ce_logits = logits
+    ce = head.loss_decode(ce_logits, target, ignore_index=255)
+    if avg_non_ignore:  # mmseg divides by the target's valid pixels: rescale to the labels'
+        ce = ce * (target != 255).sum() / (labels != 255).sum()
+    (grad_ce, ) = torch.autograd.grad(ce, logits)
+    assert stats['ipsd_pairs'] == 2 and stats['ipsd_regions'] == 2
+    norm = float((labels != 255).sum()) if avg_non_ignore else float(labels.numel())
+    distilled = float((target != 255).sum())
+    assert stats['ipsd_pixel_share'] == pytest.approx(float(distilled / norm))
+    assert stats['ipsd_kl_per_pixel'] == pytest.approx(term.item() * norm / distilled, rel=1e-5)
+    assert term.item() == pytest.approx(ce.item(), rel=1e-4)
+    torch.testing.assert_close(grad_term, grad_ce, rtol=1e-3, atol=1e-7)
+
+
+def test_seg_term_scales_with_the_decode_loss_weight():
+    model = study('deeplabv3_r18-d8-w16_digit-scenes')
+    batch = pair_batch('seg', 2, (16, 16), classes=[1], block=4)
+    adapter = SegmentorAdapter(model, PairedDistillLoss())
+    logits = torch.randn(2, model.decode_head.out_channels, 16, 16)
+    adapter.recorder.calls['decode'] = [logits]
+    one = adapter.terms(batch['data_samples'])[0]['loss_ipsd']
+    model.decode_head.loss_decode.loss_weight = 0.4
+    adapter.recorder.calls['decode'] = [logits]
+    assert adapter.terms(batch['data_samples'])[0]['loss_ipsd'].item() == \
+        pytest.approx(0.4 * one.item(), rel=1e-6)
+
+
+def _capture_cls_avg_factor(head):
+    """What the head passes its loss_cls as avg_factor, seen independently of the adapter."""
+    seen = []
+    original = head.loss_cls.forward
+
+    def forward(*args, **kwargs):
+        seen.append(kwargs.get('avg_factor'))
+        return original(*args, **kwargs)
+    head.loss_cls.forward = forward
+    return seen
+
+
+@pytest.mark.parametrize('name,head_of', [
+    ('faster-rcnn_r18-w16_fpn_digit-scenes', lambda m: m.roi_head.bbox_head),
+    ('retinanet_r18-w16_fpn_digit-scenes', lambda m: m.bbox_head),
+], ids=['faster-rcnn', 'retinanet'])
+def test_detector_term_is_divided_by_the_classification_loss_normaliser(name, head_of):
+    """Two-stage: the sampled RoIs the RoI cross-entropy averages over; one-stage: the
+    positives the focal loss averages over. The term is the pair sum over exactly that."""
+    torch.manual_seed(0)
+    model = study(name)
+    head = head_of(model)
+    seen = _capture_cls_avg_factor(head)
+    hook = IPSDHook(temperature=1.0)
+    hook.before_run(_Runner(model))
+    model.train()
+    batch = pair_batch('det', 4, (64, 64))
+    data = model.data_preprocessor(batch, True)
+    adapter = hook.adapter
+    with adapter.recording():
+        losses = adapter.model.__class__.loss(model, data['inputs'], data['data_samples'])
+    norm, weight = adapter.normaliser()
+    assert seen and len(set(seen)) == 1 and norm == pytest.approx(max(float(seen[0]), 1.0))
+    if 'rcnn' in name:  # every sampled RoI counts: 128 per image here
+        assert norm == 4 * 128
+    terms, stats = adapter.terms(data['data_samples'])
+    boxes = [s.gt_instances.bboxes[[0, 1] if k % 2 == 0 else [0, 3]]
+             for k, s in enumerate(data['data_samples'])]
+    logits = adapter.box_logits(boxes)  # rows: a0 i0, a0 i1, b0 j0, b0 j3, a1 ..., b1 ...
+    rows_a, rows_b = torch.tensor([0, 1, 4, 5]), torch.tensor([2, 3, 6, 7])
+    expected, _, _ = hook.loss.pair_sum(logits[rows_a], logits[rows_b],
+                                     torch.tensor([0, 1, 0, 1]), sigmoid=adapter.sigmoid)
+    assert stats['ipsd_instances'] == 4 and 'loss_cls' in losses
+    assert terms['loss_ipsd'].item() == pytest.approx(expected.item() * weight / norm, rel=1e-4)
+    assert adapter.sigmoid == ('retina' in name)  # RetinaNet distils with the Bernoulli KL
+    hook.after_run(_Runner(model))
+
+
+# -- what is supported trains; the rest is refused -----------------------------------------
+
+SEG_MODELS = {
+    'deeplabv3': '_base_/models/deeplabv3_r50-d8.py',
+    'pspnet': '_base_/models/pspnet_r50-d8.py',
+    'fcn': '_base_/models/fcn_r50-d8.py',
+    'upernet': '_base_/models/upernet_r50.py',
+}
+DET_MODELS = {
+    'faster-rcnn': '_base_/models/faster-rcnn_r50_fpn.py',
+    'mask-rcnn': '_base_/models/mask-rcnn_r50_fpn.py',
+    'retinanet': '_base_/models/retinanet_r50_fpn.py',
+    'fcos': 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+    'atss': 'atss/atss_r50_fpn_1x_coco.py',
+    'gfl': 'gfl/gfl_r50_fpn_1x_coco.py',
+}
+
+
+@pytest.mark.parametrize('key', list(SEG_MODELS) + list(DET_MODELS))
+def test_supported_models_train_a_step_with_a_live_term(key):
+    torch.manual_seed(0)
+    seg = key in SEG_MODELS
+    scope = 'mmseg' if seg else 'mmdet'
+    cfg = lib_config(scope, SEG_MODELS[key] if seg else DET_MODELS[key]).model
+    if seg:
+        cfg.data_preprocessor = dict(type='SegDataPreProcessor', size=(64, 64))
+    model = build(cfg, scope)
+    batch = pair_batch('seg' if seg else 'det', 4, (64, 64), block=16)
+    if key == 'mask-rcnn':
+        from mmdet.structures.mask import BitmapMasks
+        for s in batch['data_samples']:
+            boxes = s.gt_instances.bboxes.long()
+            masks = torch.zeros(len(boxes), 64, 64, dtype=torch.uint8)
+            for m, (x0, y0, x1, y1) in zip(masks, boxes.tolist()):
+                m[y0:y1, x0:x1] = 1
+            s.gt_instances.masks = BitmapMasks(masks.numpy(), 64, 64)
+    losses = train_step(model, batch, IPSDHook(temperature=1.0))
+    assert math.isfinite(losses['loss_ipsd'].item()) and losses['loss_ipsd'].item() > 0
+    assert losses['ipsd_pairs'].item() == 2
+    grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+UNSUPPORTED = [
+    ('mmseg', 'point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py', 'conv_seg'),
+    ('mmseg', 'knet/knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512.py', 'conv_seg'),
+    ('mmseg', 'mask2former/mask2former_r50_8xb2-90k_cityscapes-512x1024.py', 'conv_seg'),
+    ('mmdet', 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py', 'SparseRoIHead'),
+    ('mmdet', 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', 'CascadeRoIHead'),
+    ('mmdet', 'tood/tood_r50_fpn_1x_coco.py', 'TOODHead'),
+    ('mmdet', 'rpn/rpn_r50_fpn_1x_coco.py', 'RPNHead'),
+]
+
+
+@pytest.mark.parametrize('scope,rel,named', UNSUPPORTED,
+                         ids=[r.split('/')[0] for _, r, _ in UNSUPPORTED])
+def test_unsupported_models_are_refused_at_build_time_by_name(scope, rel, named):
+    model = build(lib_config(scope, rel).model, scope)
+    with pytest.raises(TypeError, match=f'{named}.*Supported|{named}.*not supported'):
+        build_adapter(model, PairedDistillLoss())
+
+
+def test_a_head_with_fewer_classes_than_the_dataset_is_refused():
+    cfg = lib_config('mmdet', DET_MODELS['retinanet']).model
+    cfg.bbox_head.num_classes = 1  # class-agnostic
+    model = build(cfg, 'mmdet')
+    with pytest.raises(ValueError, match='num_classes=1 but the train dataset has 10'):
+        build_adapter(model, PairedDistillLoss(), num_classes=10)
+
+
+def test_a_class_beyond_the_logits_names_both_settings():
+    model = study('deeplabv3_r18-d8-w16_digit-scenes')
+    adapter = SegmentorAdapter(model, PairedDistillLoss())
+    batch = pair_batch('seg', 2, (16, 16), classes=[50], block=16)
+    for s in batch['data_samples']:
+        s.gt_sem_seg.data[:] = 50  # e.g. the swap's ignore_index was 255, the data's 50
+        s.set_metainfo({CLASSES: [50]})
+    adapter.recorder.calls['decode'] = [torch.randn(2, 11, 16, 16)]
+    with pytest.raises(ValueError, match="class 50 .* 11 class logits.*ignore_index"):
+        adapter.terms(batch['data_samples'])
+
+
+def test_non_finite_boxes_are_a_clear_error():
+    model = study('retinanet_r18-w16_fpn_digit-scenes')
+    batch = pair_batch('det', 2, (64, 64))
+    batch['data_samples'][1].gt_instances.bboxes[3, 0] = float('nan')
+    hook = IPSDHook()
+    hook.before_run(_Runner(model))
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    with pytest.raises(ValueError, match='non-finite gt boxes'):
+        hook.adapter.model.loss(data['inputs'], data['data_samples'])
+
+
+def test_a_recorded_module_that_runs_twice_is_an_error_not_a_silent_loss():
+    model = study('deeplabv3_r18-d8-w16_digit-scenes')
+    adapter = SegmentorAdapter(model, PairedDistillLoss())
+    x = torch.randn(1, 32, 4, 4)
+    with adapter.recording():
+        model.decode_head.conv_seg(x)
+        model.decode_head.conv_seg(x)
+    with pytest.raises(RuntimeError, match='decode ran 2 times'):
+        adapter.terms(pair_batch('seg', 2, (16, 16))['data_samples'])
+    with adapter.recording():
+        pass
+    with pytest.raises(RuntimeError, match='decode was not called'):
+        adapter.terms(pair_batch('seg', 2, (16, 16))['data_samples'])
+
+
+def test_sigmoid_logits_distil_differently_from_softmax():
+    """The dense-head term of a sigmoid head is not the softmax one (which is near zero on
+    sigmoid-trained logits): the adapter picks the Bernoulli KL from use_sigmoid_cls."""
+    model = study('retinanet_r18-w16_fpn_digit-scenes')
+    adapter = build_adapter(model, PairedDistillLoss())
+    assert adapter.sigmoid is True
+    z = torch.randn(6, 10) - 4  # sigmoid-style logits: every class unlikely
+    classes = torch.zeros(3, dtype=torch.long)
+    bern, _, _ = adapter.loss.pair_sum(z[:3], z[3:], classes, sigmoid=True)
+    soft, _, _ = adapter.loss.pair_sum(z[:3], z[3:], classes, sigmoid=False)
+    assert bern.item() != pytest.approx(soft.item())
+    assert F.softmax(z / 4, -1).max() < 0.5  # softmax at T=4 is nearly uniform here
