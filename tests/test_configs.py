@@ -11,7 +11,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 from mmengine.utils import import_modules_from_strings
 
-from run_demo import point_to
+from digit_configs import point_to
+from synthetic import for_cpu
 from runner_utils import CONFIGS
 from standins import write_standins
 
@@ -56,6 +57,11 @@ def load(config: str, standins: dict, digit_scenes: str, work_dir: str) -> Confi
 
 def shrink(node):
     """Reduced image sizes, and no pretrained weights (nothing is downloaded)."""
+    for_cpu(node)
+    _small_images(node)
+
+
+def _small_images(node):
     if isinstance(node, dict):
         if node.get('type') in ('RandomResize', 'Resize', 'RandomChoiceResize') and 'scale' in node:
             node['scale'] = (128, 64)
@@ -63,18 +69,11 @@ def shrink(node):
             node['crop_size'] = (64, 64)
         if node.get('type') == 'SegDataPreProcessor':
             node['size'] = (64, 64)
-        if node.get('type') == 'Pretrained':
-            node.clear()
-        node.pop('pretrained', None)
-        for key in list(node):
-            if key == 'init_cfg' and isinstance(node[key], dict) and \
-                    node[key].get('type') == 'Pretrained':
-                node[key] = None
-            else:
-                shrink(node[key])
+        for value in node.values():
+            _small_images(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            shrink(value)
+            _small_images(value)
 
 
 @pytest.mark.parametrize('config', ALL)
@@ -114,22 +113,22 @@ def test_ipsd_config_trains_an_iteration(config, standins, digit_scenes, tmp_pat
 def test_pair_train_dataloader_wraps_every_kind_of_train_dataset():
     from ipsd_mm.config_utils import pair_train_dataloader
     pack, load = dict(type='PackSegInputs'), dict(type='LoadImageFromFile')
-    swap = dict(type='IntraClassPatchSwap')
     plain = dict(batch_size=4, dataset=dict(type='A', pipeline=[load, pack]))
-    out = pair_train_dataloader(plain, swap)
+    out = pair_train_dataloader(plain, patch_size=16)
     assert out['batch_size'] == 2 and out['collate_fn'] == dict(type='pair_collate')
     assert out['dataset']['dataset']['pipeline'] == [load]
-    assert out['dataset']['pipeline'] == [swap, pack]
+    assert out['dataset']['swap'] == dict(type='IntraClassPatchSwap', patch_size=16)
+    assert out['dataset']['pipeline'] == [pack]
     assert plain['dataset']['pipeline'] == [load, pack]  # the baseline is left as it was
     concat = dict(batch_size=1, dataset=dict(type='ConcatDataset', datasets=[
         dict(type='A', pipeline=[load, pack]),
         dict(type='RepeatDataset', times=2, dataset=dict(type='B', pipeline=[load, pack]))]))
-    out = pair_train_dataloader(concat, swap)
+    out = pair_train_dataloader(concat)
     assert out['batch_size'] == 1
     inner = out['dataset']['dataset']['datasets']
     assert inner[0]['pipeline'] == [load] and inner[1]['dataset']['pipeline'] == [load]
     with pytest.raises(ValueError, match='packing transform'):
-        pair_train_dataloader(dict(batch_size=2, dataset=dict(type='A', pipeline=[load])), swap)
+        pair_train_dataloader(dict(batch_size=2, dataset=dict(type='A', pipeline=[load])))
 
 
 def test_ipsd_config_dumps_and_reloads(tmp_path):

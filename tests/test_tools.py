@@ -141,42 +141,71 @@ def test_browse_pairs_names_a_config_without_pairs(digit_scenes, tmp_path):
     from mmengine.config import Config
 
     from browse_pairs import browse
-    from run_demo import point_to
+    from digit_configs import point_to
     cfg = Config.fromfile(osp.join(CONFIGS, 'demo/deeplabv3_r18-d8_digit-scenes.py'))
     point_to(cfg._cfg_dict, digit_scenes)
     with pytest.raises(ValueError, match='IntraClassPairDataset'):
         browse(cfg, str(tmp_path), 1, 0)
 
 
-def test_accuracy_study_quick_runs_every_variant_and_resumes(tmp_path):
-    command = [PY, osp.join(ROOT, 'tools/accuracy_study.py'), '--quick', '--tasks', 'seg',
-               '--jobs', '2', '--data-root', str(tmp_path / 'data'),
-               '--work-dir', str(tmp_path / 'work')]
+def test_accuracy_study_quick_runs_every_path_and_resumes(tmp_path):
+    """Each model, variant and start, on the test split: a record per run in the results file
+    (machine included), a resume that does nothing, and the paired table."""
+    results = tmp_path / 'results.jsonl'
+    command = [PY, osp.join(ROOT, 'tools/accuracy_study.py'), '--quick', '--jobs', '2',
+               '--models', 'deeplabv3', 'faster-rcnn', '--starts', 'scratch', 'pretrained',
+               '--split', 'test', '--data-root', str(tmp_path / 'data'),
+               '--results', str(results), '--work-dir', str(tmp_path / 'work'),
+               '--pretrained-dir', str(tmp_path / 'pretrained')]
     proc = subprocess.run(command, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    results = [json.loads(line) for line in open(tmp_path / 'work' / 'results.jsonl')]
-    assert sorted(r['variant'] for r in results) == ['baseline', 'ipsd', 'noswap']
-    for r in results:
+    runs = [json.loads(line) for line in open(results)]
+    assert len(runs) == 2 * 2 * 4
+    for r in runs:
         assert [it for it, _ in r['curve']] == [2, 4]  # evaluated every --val-interval
-    swap_prob = {r['variant']: r['swap'] and r['swap']['prob'] for r in results}
-    assert swap_prob == dict(baseline=None, ipsd=1.0, noswap=0.0)
-    proc = subprocess.run(command + ['--markdown'], capture_output=True, text=True)  # all done
+        assert r['split'] == 'test' and r['machine']['cpu'] and r['machine']['threads'] == 1
+    by = {(r['model'], r['start'], r['variant']): r for r in runs}
+    assert by[('deeplabv3', 'scratch', 'noswap')]['swap']['prob'] == 0.0
+    assert by[('deeplabv3', 'scratch', 'noKD')]['hook']['loss_weight'] == 0.0
+    assert by[('faster-rcnn', 'pretrained', 'ipsd')]['swap']['prob'] == 1.0
+    assert by[('faster-rcnn', 'pretrained', 'baseline')]['checkpoint'].endswith('-quick.pth')
+    # The test split is what the runs evaluated on, and the pretrained checkpoint was loaded.
+    log = open(tmp_path / 'work' / 'logs' / 'faster-rcnn_pretrained_test_baseline_s0.log').read()
+    assert 'annotations/test.json' in log and 'resnet18-w16-quick.pth' in log
+    proc = subprocess.run(command + ['--markdown'], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert '0 runs to do, 3 already' in proc.stdout + proc.stderr
-    assert '| :---' in proc.stdout  # a Markdown table
-    for variant in ('baseline', 'ipsd', 'noswap'):
+    assert '0 runs to do' in proc.stdout + proc.stderr and '| :---' in proc.stdout
+    for variant in ('baseline', 'ipsd', 'noswap', 'noKD'):
         assert f'| {variant} ' in proc.stdout
 
 
-def test_accuracy_table_reports_mean_std_and_difference():
+def test_accuracy_table_pairs_by_seed_and_machine_with_a_t_interval():
     from accuracy_study import table
-    runs = [dict(task='seg', variant=variant, tag='', ipsd_options={}, seed=seed,
-                 curve=[(10, final - 5), (20, final)], sec_per_iter=0.5)
-            for variant, finals in (('baseline', (50, 52, 54)), ('ipsd', (55, 56, 57)))
-            for seed, final in enumerate(finals)]
+    here, there = dict(cpu='A', torch='2', threads=1), dict(cpu='B', torch='2', threads=1)
+
+    def run(variant, seed, final, where=here):
+        return dict(model='deeplabv3', start='pretrained', split='test', variant=variant, tag='',
+                    ipsd_options={}, seed=seed, iters=20, num_train=600, machine=where,
+                    curve=[(10, final - 5), (20, final)], final=final, sec_per_iter=0.5)
+    runs = [run('baseline', s, f) for s, f in enumerate((50, 52, 54))]
+    runs += [run('ipsd', s, f) for s, f in enumerate((55, 56, 59))]
+    runs += [run('baseline', 0, 40, there), run('noKD', 0, 41, there)]  # paired on its machine
     text = table(runs)
-    assert '52.00 ± 2.00' in text and '56.00 ± 1.00' in text and '+4.00' in text
-    assert '51.0@20' not in text and '47.0@10 52.0@20' in text  # the baseline's mean curve
+    assert '52.00 ± 2.00' in text and '56.67 ± 2.08' in text
+    # paired diffs 5, 4, 5: mean 4.67, t(0.975, 2) = 4.303, s = 0.577 -> half width 1.43
+    assert '+4.67 [+3.23, +6.10] (n=3)' in text
+    assert '+1.00 (n=1)' in text  # noKD against the baseline of its own machine, not 50
+    assert '47.0@10 52.0@20' in text  # the baseline's mean curve on machine A
+    assert 'M1: A' in text and 'M2: B' in text
+
+
+def test_accuracy_study_help_names_every_path():
+    proc = subprocess.run([PY, osp.join(ROOT, 'tools/accuracy_study.py'), '--help'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    for word in ('deeplabv3', 'retinanet', 'faster-rcnn', 'baseline', 'noswap', 'noKD',
+                 'pretrained', 'scratch', '--split', 'test'):
+        assert word in proc.stdout, word
 
 
 def test_accuracy_study_names_bad_search_options(capsys):
@@ -186,7 +215,8 @@ def test_accuracy_study_names_bad_search_options(capsys):
             (['--tag', '_x', '--ipsd-options', 'loss_weight=2'], '--ipsd-options loss_weight'),
             (['--tag', '_x', '--ipsd-options', 'hook.=2'], '--ipsd-options hook.'),
             (['--ipsd-options', 'hook.loss_weight=2'], 'need a --tag'),
-            (['--tasks', 'det', '--iters', '1000', '--val-interval', '300'], 'not a multiple')):
+            (['--models', 'retinanet', '--iters', '1000', '--val-interval', '300'],
+             'not a multiple')):
         with pytest.raises(SystemExit):
             parse_args(argv)
         assert message in capsys.readouterr().err

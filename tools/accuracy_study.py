@@ -1,67 +1,97 @@
-"""What IPSD gains, measured: baseline vs IPSD vs "pairs without swap" on DigitScenes, over seeds.
+"""What IPSD gains, measured: baseline vs IPSD and its ablations on DigitScenes, over seeds.
 
-Each (task, variant, seed) trains from scratch in its own process and is evaluated on val every
-``--val-interval`` iterations, so the table can show that the baseline has converged. Results are
-appended to ``WORK_DIR/results.jsonl`` as runs finish; a rerun skips the runs already there, so
-an interrupted study resumes and a search adds rows.
+Models (``--models``): ``deeplabv3`` (segmentation, mIoU), ``retinanet`` (one-stage, sigmoid
+KD) and ``faster-rcnn`` (two-stage, softmax KD), the study configs in ``configs/study/``.
+Variants (``--variants``): ``baseline``; ``ipsd`` (the IPSD config); ``noswap`` (IPSD with
+``swap.prob=0``: pairs and distillation, no swap); ``noKD`` (IPSD with
+``hook.loss_weight=0``: pairs and swap, no distillation). Starts (``--starts``): ``scratch``,
+or ``pretrained`` (the backbone pretrained once on glyph and texture crops disjoint from the
+scenes, ``tools/pretrain_backbone.py``; made on first use). Splits (``--split``): ``val`` (1,000
+scenes: search here) or ``test`` (1,000 scenes from another random stream, for the one final
+confirmation).
 
-    python tools/accuracy_study.py [--tasks seg det] [--seeds 0 1 2] [--jobs 2]
-    python tools/accuracy_study.py --tasks seg --variants ipsd --tag w0.5 \\
-        --ipsd-options hook.loss_weight=0.5 swap.patch_size=32   # one point of a search
+Each run trains in its own process (one thread) and is evaluated every ``--val-interval``
+iterations, so the table shows whether the baseline has converged. Runs are appended to a
+results file committed with the repository (``benchmarks/accuracy_study.jsonl``) as they
+finish, each with the machine it ran on; a rerun skips what is there, so a study resumes across
+sessions and machines. A difference is always paired: each IPSD-side run against the baseline of
+the same seed, start, split and machine, which is scheduled too when it is missing.
 
-Variants: ``baseline`` (the study's baseline config), ``ipsd`` (its IPSD config), ``noswap``
-(the IPSD config with ``ipsd_swap.prob=0``: intra-class pairs and the distillation term, no
-patch swap). ``--ipsd-options`` set options of the IPSD variants' ``IntraClassPatchSwap``
-(``swap.<option>``) and ``IPSDHook`` (``hook.<option>``). ``--quick`` is a smoke run (tiny
-data, a few iterations); its numbers mean nothing.
+    python tools/accuracy_study.py --models deeplabv3 --variants baseline --seeds 0 1 2 3 4 --split test
+    python tools/accuracy_study.py --models retinanet --variants ipsd noswap noKD --tag _g1 \\
+        --ipsd-options swap.box_grid=1 hook.gate=argmax          # one point of a search, on val
+    python tools/accuracy_study.py --table [--markdown]          # print what is there
+
+``--ipsd-options`` set ``swap.<option>`` (``IntraClassPatchSwap``) and ``hook.<option>``
+(``IPSDHook``) on the IPSD-side variants; the ablations then override theirs. ``--quick`` is a
+smoke run (tiny data, a few iterations); its numbers mean nothing.
 """
 import argparse
 import json
 import os
 import os.path as osp
+import platform
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from run_demo import ensure_data
-
 TOOLS = osp.dirname(osp.abspath(__file__))
-CONFIGS = osp.join(osp.dirname(TOOLS), 'configs', 'study')
-TASKS = {  # config, the val metric, its name, its scale to percent, iterations to converge
-    'seg': ('deeplabv3_r18-d8-w16_digit-scenes', 'mIoU', 'mIoU (%)', 1, 4000),
-    'det': ('retinanet_r18-w16_fpn_digit-scenes', 'coco/bbox_mAP', 'bbox mAP (%)', 100, 2000),
+ROOT = osp.dirname(TOOLS)
+CONFIGS = osp.join(ROOT, 'configs', 'study')
+# config, val metric, its name, scale to percent, iterations (measured to converge), backbone
+MODELS = {
+    'deeplabv3': ('deeplabv3_r18-d8-w16_digit-scenes', 'mIoU', 'mIoU (%)', 1, 4000,
+                  'resnet18v1c-w16'),
+    'retinanet': ('retinanet_r18-w16_fpn_digit-scenes', 'coco/bbox_mAP', 'bbox mAP (%)', 100,
+                  4000, 'resnet18-w16'),
+    'faster-rcnn': ('faster-rcnn_r18-w16_fpn_digit-scenes', 'coco/bbox_mAP', 'bbox mAP (%)', 100,
+                    4000, 'resnet18-w16'),
 }
+VARIANTS = ('baseline', 'ipsd', 'noswap', 'noKD')
+STARTS = ('scratch', 'pretrained')
+SPLITS = ('val', 'test')
 SCENES = dict(size=(64, 64), num_digits=(1, 3), scale=(14, 32), seed=0, glyphs='printed')
-VARIANTS = ('baseline', 'ipsd', 'noswap')
+RESULTS = osp.join(ROOT, 'benchmarks', 'accuracy_study.jsonl')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--tasks', nargs='+', choices=sorted(TASKS), default=['seg', 'det'])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=sorted(MODELS))
     parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--starts', nargs='+', choices=STARTS, default=['pretrained'],
+                        help='scratch, or the pretrained backbone (default: pretrained)')
+    parser.add_argument('--split', choices=SPLITS, default='val',
+                        help='evaluate on val (search) or test (confirmation)')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument('--iters', type=int,
-                        help='iterations per run; default: the task\'s (seg 4000, det 2000)')
-    parser.add_argument('--val-interval', type=int, default=500)
+                        help="iterations per run; default: the model's (4000 each)")
+    parser.add_argument('--val-interval', type=int, default=1000)
     parser.add_argument('--ipsd-options', nargs='+', action=DictAction, default={},
                         help='swap.<option>=value or hook.<option>=value for the IPSD variants')
     parser.add_argument('--tag', default='', help='names the IPSD variants of a search point')
     parser.add_argument('--jobs', type=int, default=2, help='runs in parallel, one thread each')
-    parser.add_argument('--data-root', default='data/digit_scenes_study')
+    parser.add_argument('--data-root', default=osp.join(ROOT, 'data', 'digit_scenes_study'))
     parser.add_argument('--num-train', type=int, default=600)
-    parser.add_argument('--num-val', type=int, default=150)
-    parser.add_argument('--work-dir', default='work_dirs/accuracy_study')
+    parser.add_argument('--num-val', type=int, default=1000)
+    parser.add_argument('--num-test', type=int, default=1000)
+    parser.add_argument('--results', default=RESULTS, help='the results file (appended to)')
+    parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'accuracy_study'))
+    parser.add_argument('--pretrained-dir', default=osp.join(ROOT, 'work_dirs', 'pretrained'))
     parser.add_argument('--quick', action='store_true', help='tiny data and schedule: a smoke run')
+    parser.add_argument('--table', action='store_true', help='only print the table')
     parser.add_argument('--markdown', action='store_true', help='print the table as Markdown')
     parser.add_argument('--run-one', help=argparse.SUPPRESS)  # a child process: one run's JSON
     args = parser.parse_args(argv)
     if args.quick:
-        args.iters, args.val_interval, args.num_train, args.num_val = 4, 2, 8, 4
+        args.iters, args.val_interval = 4, 2
+        args.num_train, args.num_val, args.num_test = 8, 4, 4
         args.seeds = args.seeds[:1]
     for key in args.ipsd_options:
         target, _, name = key.partition('.')
@@ -71,12 +101,29 @@ def parse_args(argv=None):
     if args.ipsd_options and not args.tag:
         parser.error('--ipsd-options need a --tag: it names the runs and their work dirs, which '
                      'would otherwise be those of the default IPSD runs')
-    for task in args.tasks:
-        iters = args.iters or TASKS[task][4]
+    for model in args.models:
+        iters = args.iters or MODELS[model][4]
         if iters % args.val_interval:
-            parser.error(f'{task}: {iters} iterations are not a multiple of --val-interval '
+            parser.error(f'{model}: {iters} iterations are not a multiple of --val-interval '
                          f'{args.val_interval}: the last evaluation must be the final model')
     return args
+
+
+def machine() -> dict:
+    """What a result's numbers depend on besides the seed: the CPU model and the torch build
+    (its kernels), with one thread per run."""
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return dict(cpu=cpu, torch=torch.__version__, threads=1)
+
+
+def machine_id(m: dict) -> str:
+    return f"{m['cpu']} | torch {m['torch']} | {m['threads']} thread(s)"
 
 
 class RecordVal(Hook):
@@ -90,43 +137,72 @@ class RecordVal(Hook):
         self.curve.append((runner.iter, float((metrics or {}).get(self.key, 0.0))))
 
 
-def run_one(spec: dict) -> dict:
-    """Train one (task, variant, seed) in this process and return its curve."""
-    import torch
-    from mmengine.runner import Runner
+def build_config(spec: dict):
+    """The config of one run: model, variant, start, split, seed and schedule applied."""
+    from mmengine.config import Config
 
-    import ipsd_mm  # noqa: F401  (registrations, compat)
-    from run_demo import point_to, set_schedule
-    torch.set_num_threads(1)
-    config, metric, _, scale, _ = TASKS[spec['task']]
+    from digit_configs import evaluate_on, point_to, set_schedule
+    config, metric = MODELS[spec['model']][:2]
     ipsd = spec['variant'] != 'baseline'
     cfg = Config.fromfile(osp.join(CONFIGS, config + ('_ipsd' if ipsd else '') + '.py'))
     point_to(cfg._cfg_dict, spec['data_root'])
+    evaluate_on(cfg, spec['split'])
     set_schedule(cfg, spec['iters'])
     cfg.train_cfg.val_interval = spec['val_interval']
     cfg.randomness = dict(seed=spec['seed'])
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
+    cfg.default_hooks.logger.interval = 50
+    if spec['start'] == 'pretrained':
+        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=spec['checkpoint'])
     if ipsd:
-        swap = cfg.train_dataloader.dataset.pipeline[0]
+        swap = cfg.train_dataloader.dataset.swap
         hook = next(h for h in cfg.custom_hooks if h.type == 'IPSDHook')
         for key, value in spec['ipsd_options'].items():  # keys checked by parse_args
             target, _, name = key.partition('.')
             (swap if target == 'swap' else hook)[name] = value
         if spec['variant'] == 'noswap':
             swap.prob = 0.0
+        if spec['variant'] == 'noKD':
+            hook.loss_weight = 0.0
     cfg.work_dir = spec['work_dir']
+    return cfg, metric
+
+
+def run_one(spec: dict) -> dict:
+    """Train one run in this process and return its record."""
+    import torch
+    from mmengine.runner import Runner
+
+    import ipsd_mm  # noqa: F401  (registrations, compat)
+    torch.set_num_threads(1)
+    cfg, metric = build_config(spec)
+    scale = MODELS[spec['model']][3]
     runner = Runner.from_cfg(cfg)
     record = RecordVal(metric)
     runner.register_hook(record, priority='LOWEST')
     runner.train()
     times = np.asarray(runner.message_hub.get_scalar('train/time').data[0])
-    return dict(spec, curve=[(it, value * scale) for it, value in record.curve],
-                swap=swap.to_dict() if ipsd else None, hook=hook.to_dict() if ipsd else None,
+    curve = [(it, value * scale) for it, value in record.curve]
+    swap, hook = None, None
+    if spec['variant'] != 'baseline':  # the options in effect, defaults included
+        from dataclasses import asdict
+        swap = asdict(runner.train_dataloader.dataset.swap.options)
+        ipsd_hook = next(h for h in runner.hooks if type(h).__name__ == 'IPSDHook')
+        hook = dict(loss_weight=ipsd_hook.loss_weight, temperature=ipsd_hook.loss.temperature,
+                    gate=ipsd_hook.loss.gate, gate_threshold=ipsd_hook.loss.gate_threshold,
+                    mode=ipsd_hook.mode, warmup_iters=ipsd_hook.warmup_iters,
+                    use_aux=ipsd_hook.use_aux)
+    return dict(spec, curve=curve, final=curve[-1][1], machine=machine(), swap=swap, hook=hook,
                 sec_per_iter=float(times[min(5, len(times) - 1):].mean()))
 
 
+def name_of(spec: dict) -> str:
+    return (f"{spec['model']}_{spec['start']}_{spec['split']}_{spec['variant']}{spec['tag']}"
+            f"_s{spec['seed']}")
+
+
 def launch(spec: dict, log_dir: str) -> dict:
-    name = f"{spec['task']}_{spec['variant']}{spec['tag']}_s{spec['seed']}"
+    name = name_of(spec)
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     log_file = osp.join(log_dir, name + '.log')
     with open(log_file, 'w') as log:
@@ -138,87 +214,156 @@ def launch(spec: dict, log_dir: str) -> dict:
         return json.load(f)
 
 
-def key_of(spec: dict) -> tuple:
-    return (spec['task'], spec['variant'], spec['tag'], spec['seed'], spec['iters'],
-            json.dumps(spec['ipsd_options'], sort_keys=True))
+def key_of(r: dict, with_machine: bool = True) -> tuple:
+    key = (r['model'], r['variant'], r['start'], r['split'], r['tag'], r['seed'], r['iters'],
+           r['num_train'], json.dumps(r['ipsd_options'], sort_keys=True))
+    return key + ((machine_id(r['machine']), ) if with_machine else ())
+
+
+def load_results(path: str) -> list:
+    if not osp.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def ensure_checkpoints(args, models) -> dict:
+    """The pretrained backbone of each model, trained once (minutes) where missing."""
+    from pretrain_backbone import pretrain
+    paths = {}
+    for model in models:
+        arch = MODELS[model][5]
+        path = osp.join(args.pretrained_dir, f"{arch}{'-quick' if args.quick else ''}.pth")
+        if not osp.isfile(path):
+            print_log(f'pretraining {arch} for the pretrained start (once): {path}',
+                      logger='current')
+            if args.quick:
+                pretrain(arch, path, num=64, epochs=1, batch=32)
+            else:
+                pretrain(arch, path)
+        paths[model] = path
+    return paths
+
+
+def plan(args, done: list, here: dict) -> list:
+    """The runs to do: those asked for that this machine has not done, plus the baselines their
+    paired differences need on this machine."""
+    from digit_configs import ensure_data  # noqa: F401  (tools/ on the path)
+    checkpoints = {}
+    if 'pretrained' in args.starts:
+        checkpoints = ensure_checkpoints(args, args.models)
+    done_keys = {key_of(r) for r in done}
+    wanted = []
+    variants = list(args.variants)
+    if any(v != 'baseline' for v in variants) and 'baseline' not in variants:
+        variants.insert(0, 'baseline')  # the pairs' baselines, on this machine
+    for model in args.models:
+        for start in args.starts:
+            for variant in variants:
+                for seed in args.seeds:
+                    ipsd = variant != 'baseline'
+                    spec = dict(model=model, variant=variant, start=start, split=args.split,
+                                seed=seed, iters=args.iters or MODELS[model][4],
+                                val_interval=args.val_interval, tag=args.tag if ipsd else '',
+                                ipsd_options=dict(args.ipsd_options) if ipsd else {},
+                                num_train=args.num_train, data_root=args.data_root,
+                                checkpoint=checkpoints.get(model))
+                    spec['work_dir'] = osp.join(args.work_dir, name_of(spec))
+                    if key_of(dict(spec, machine=here)) not in done_keys:
+                        wanted.append(spec)
+    return wanted
 
 
 def main(args) -> None:
-    from mmengine.utils import ProgressBar
-    work_dir = osp.abspath(args.work_dir)
-    log_dir = osp.join(work_dir, 'logs')
-    os.makedirs(log_dir, exist_ok=True)
-    ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val, **SCENES)
-    results_file = osp.join(work_dir, 'results.jsonl')
-    done = []
-    if osp.isfile(results_file):
-        done = [json.loads(line) for line in open(results_file) if line.strip()]
-    done_keys = {key_of(r) for r in done}
-    specs = []
-    for task in args.tasks:
-        for variant in args.variants:
-            for seed in args.seeds:
-                ipsd = variant != 'baseline'
-                spec = dict(task=task, variant=variant, seed=seed,
-                            iters=args.iters or TASKS[task][4],
-                            val_interval=args.val_interval, tag=args.tag if ipsd else '',
-                            ipsd_options=dict(args.ipsd_options) if ipsd else {},
-                            data_root=osp.abspath(args.data_root))
-                spec['work_dir'] = osp.join(
-                    work_dir, f"{task}_{variant}{spec['tag']}_s{seed}")
-                if key_of(spec) not in done_keys:
-                    specs.append(spec)
-    print_log(f'{len(specs)} runs to do, {len(done)} already in {results_file}',
-              logger='current')
-    progress = ProgressBar(len(specs)) if specs else None
-    with ThreadPoolExecutor(args.jobs) as pool, open(results_file, 'a') as out:
-        for result in pool.map(lambda s: launch(s, log_dir), specs):
-            out.write(json.dumps(result) + '\n')
-            out.flush()
-            done.append(result)
-            progress.update()
-    wanted = {(t, v, args.iters or TASKS[t][4]) for t in args.tasks for v in args.variants}
-    rows = [r for r in done if (r['task'], r['variant'], r['iters']) in wanted]
+    from digit_configs import ensure_data
+    done = load_results(args.results)
+    if not args.table:
+        here = machine()
+        log_dir = osp.join(args.work_dir, 'logs')
+        os.makedirs(log_dir, exist_ok=True)
+        os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
+        ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val,
+                    num_test=args.num_test, **SCENES)
+        specs = plan(args, done, here)
+        print_log(f'{len(specs)} runs to do on {machine_id(here)}, {len(done)} results in '
+                  f'{args.results}', logger='current')
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for result in pool.map(lambda s: launch(s, log_dir), specs):
+                with open(args.results, 'a') as out:  # appended as each run finishes
+                    out.write(json.dumps(result) + '\n')
+                done.append(result)
+                print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
+                          f'({len(done)} results)', logger='current')
+    rows = [r for r in done if r['model'] in args.models and (args.table or r['split'] ==
+                                                               args.split)]
     print(table(rows, args.markdown))
 
 
+def t_interval(diffs: np.ndarray) -> tuple:
+    """Mean and 95% Student-t interval of paired differences (None without two of them)."""
+    if len(diffs) < 2:
+        return float(diffs.mean()), None
+    from scipy import stats
+    half = stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs))
+    return float(diffs.mean()), (float(diffs.mean() - half), float(diffs.mean() + half))
+
+
 def table(results: list, markdown: bool = False) -> str:
-    """One row per (task, variant, tag): the final metric per seed, mean ± std, the difference
-    to the baseline's mean, and the mean metric at each evaluation (the learning curve)."""
+    """One row per (model, start, split, variant and options, iterations, machine): the final
+    metric per seed, mean ± std, the paired difference to the baseline (same seed, start, split,
+    machine) with its 95% CI, the mean learning curve and s/iter."""
     from prettytable import PrettyTable
-    groups = {}
+    groups, baselines = {}, {}
     for r in results:
-        groups.setdefault((r['task'], r['variant'], r['tag'],
-                           json.dumps(r['ipsd_options'], sort_keys=True)), []).append(r)
-    t = PrettyTable(['task', 'metric', 'variant', 'options', 'seeds', 'final per seed',
-                     'mean ± std', 'vs baseline', 'curve (mean at iteration)', 's/iter'])
+        group = (r['model'], r['start'], r['split'], r['variant'], r['tag'],
+                 json.dumps(r['ipsd_options'], sort_keys=True), r['iters'],
+                 machine_id(r['machine']))
+        groups.setdefault(group, []).append(r)
+        if r['variant'] == 'baseline':
+            baselines[(r['model'], r['start'], r['split'], r['seed'], r['iters'], r['num_train'],
+                       machine_id(r['machine']))] = r['final']
+    t = PrettyTable(['model', 'start', 'split', 'variant', 'options', 'iters', 'seeds',
+                     'final per seed', 'mean ± std', 'paired diff [95% CI]',
+                     'curve (mean at iteration)', 's/iter', 'machine'])
     t.align = 'l'
     if markdown:
         import prettytable  # TableStyle from 3.12 on; MARKDOWN before
         t.set_style(getattr(prettytable, 'TableStyle', prettytable).MARKDOWN)
-    for (task, variant, tag, options), runs in sorted(groups.items()):
-        runs = sorted(runs, key=lambda r: r['seed'])
-        finals = np.array([r['curve'][-1][1] for r in runs])
-        base = groups.get((task, 'baseline', '', '{}'))
-        delta = ''
-        if base and variant != 'baseline':
-            delta = f"{finals.mean() - np.mean([r['curve'][-1][1] for r in base]):+.2f}"
-        iters = [it for it, _ in runs[0]['curve']]
-        curve = np.mean([[v for _, v in r['curve']] for r in runs], axis=0)
-        t.add_row([task, TASKS[task][2], variant + tag, options if options != '{}' else '',
-                   ' '.join(str(r['seed']) for r in runs),
-                   ' '.join(f'{v:.2f}' for v in finals),
-                   f'{finals.mean():.2f} ± {finals.std(ddof=1):.2f}' if len(finals) > 1
-                   else f'{finals.mean():.2f}',
-                   delta, ' '.join(f'{v:.1f}@{it}' for it, v in zip(iters, curve)),
-                   f"{np.mean([r['sec_per_iter'] for r in runs]):.3f}"])
-    return f'\nDigitScenes accuracy study (std: sample standard deviation over seeds)\n{t}'
+    machines = {}
+    for (model, start, split, variant, tag, options, iters, _), runs in sorted(groups.items()):
+        runs = sorted(runs, key=lambda r: (r['seed'], machine_id(r['machine'])))
+        finals = np.array([r['final'] for r in runs])
+        diff = ''
+        if variant != 'baseline':
+            pairs = [(r['final'], baselines.get((model, start, split, r['seed'], iters,
+                                                 r['num_train'], machine_id(r['machine']))))
+                     for r in runs]
+            diffs = np.array([v - b for v, b in pairs if b is not None])
+            if len(diffs):
+                mean, ci = t_interval(diffs)
+                diff = f'{mean:+.2f}' + (f' [{ci[0]:+.2f}, {ci[1]:+.2f}]' if ci else '')
+                diff += f' (n={len(diffs)})'
+        iters_at = [it for it, _ in runs[0]['curve']]
+        curve = np.mean([[v for _, v in r['curve']] for r in runs
+                         if len(r['curve']) == len(iters_at)], axis=0)
+        ids = sorted({machines.setdefault(machine_id(r['machine']), f'M{len(machines) + 1}')
+                      for r in runs})
+        std = f' ± {finals.std(ddof=1):.2f}' if len(finals) > 1 else ''
+        t.add_row([model, start, split, variant + tag, options if options != '{}' else '',
+                   iters, ' '.join(str(r['seed']) for r in runs),
+                   ' '.join(f'{v:.2f}' for v in finals), f'{finals.mean():.2f}{std}', diff,
+                   ' '.join(f'{v:.1f}@{it}' for it, v in zip(iters_at, curve)),
+                   f"{np.mean([r['sec_per_iter'] for r in runs]):.3f}", ' '.join(ids)])
+    legend = '\n'.join(f'{short}: {full}' for full, short in machines.items())
+    return ('\nDigitScenes accuracy study (std: sample standard deviation over seeds; paired '
+            'diff: variant - baseline of the same seed, start, split and machine, mean and 95% '
+            f't-interval)\n{t}\n{legend}')
 
 
 if __name__ == '__main__':
+    sys.path.insert(0, TOOLS)
     args = parse_args()
     if args.run_one:
-        sys.path.insert(0, TOOLS)
         result = run_one(json.loads(args.run_one))
         with open(osp.join(result['work_dir'], 'result.json'), 'w') as f:
             json.dump(result, f)

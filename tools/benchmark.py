@@ -21,6 +21,7 @@ import numpy as np
 from prettytable import PrettyTable
 
 import ipsd_mm  # noqa: F401  (registrations, compat)
+from synthetic import blocky, for_cpu, pair_batch
 
 
 def parse_args():
@@ -44,11 +45,6 @@ def median_ms(fn, make_input, repeats: int) -> float:
 
 # ----------------------------------------------------------------------------------------------
 # Part 1: augmentation cost per image pair
-
-
-def blocky(rng, h, w, classes, block):
-    coarse = rng.integers(0, classes, (-(-h // block), -(-w // block)))
-    return np.kron(coarse, np.ones((block, block), np.int64))[:h, :w].astype(np.uint8)
 
 
 def write_image(path, rng, h, w):
@@ -179,6 +175,8 @@ STEP_MODELS = {
                                                  (128, 128)),
     'demo RetinaNet (half R18-FPN), 8x128x128': ('demo/retinanet_r18_fpn_digit-scenes.py', 8,
                                                   (128, 128)),
+    'study Faster R-CNN (quarter R18-FPN), 8x64x64': (
+        'study/faster-rcnn_r18-w16_fpn_digit-scenes.py', 8, (64, 64)),
     'DeepLabV3-R18-D8, 2x512x1024': (
         'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py', 2, (512, 1024)),
 }
@@ -193,7 +191,6 @@ def step_worker(config: str, images: int, size, variant: str, iters: int) -> Non
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import MODELS, init_default_scope
 
-    from ipsd_mm.pair_meta import CLASSES, INSTANCE_PAIRS, PAIR_ID, ROLE
     torch.manual_seed(0)
     configs = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
     path = config if '::' in config else osp.join(configs, config)
@@ -205,46 +202,12 @@ def step_worker(config: str, images: int, size, variant: str, iters: int) -> Non
     cfg = Config.fromfile(path)
     init_default_scope(cfg.default_scope)
 
-    def strip(node):  # no pretrained weights, no SyncBN on the CPU
-        if isinstance(node, dict):
-            node.pop('pretrained', None)
-            if isinstance(node.get('init_cfg'), dict) and node['init_cfg'].get('type') == 'Pretrained':
-                node['init_cfg'] = None
-            if node.get('type') == 'SyncBN':
-                node['type'] = 'BN'
-            for v in node.values():
-                strip(v)
-        elif isinstance(node, list):
-            for v in node:
-                strip(v)
-    strip(cfg.model._cfg_dict if hasattr(cfg.model, '_cfg_dict') else cfg.model)
+    for_cpu(cfg.model._cfg_dict if hasattr(cfg.model, '_cfg_dict') else cfg.model)
     model = MODELS.build(cfg.model)
     model.train()
     optim = build_optim_wrapper(model, dict(optimizer=dict(type='SGD', lr=1e-4, momentum=0.9)))
-    h, w = size
-    rng = np.random.default_rng(0)
     seg = cfg.model.type == 'EncoderDecoder'
-    samples = []
-    for k in range(images):
-        if seg:
-            from mmseg.structures import SegDataSample
-            from mmengine.structures import PixelData
-            sample = SegDataSample(gt_sem_seg=PixelData(data=torch.from_numpy(
-                blocky(rng, h, w, 4, 32)).long()[None]))
-        else:
-            from mmdet.structures import DetDataSample
-            from mmengine.structures import InstanceData
-            xy = rng.uniform(0, 0.6, (4, 2)) * [w, h]
-            wh = rng.uniform(0.15, 0.35, (4, 2)) * [w, h]
-            sample = DetDataSample(gt_instances=InstanceData(
-                bboxes=torch.tensor(np.concatenate([xy, xy + wh], 1), dtype=torch.float32),
-                labels=torch.tensor([0, 1, 2, 1])))
-        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                                 scale_factor=(1.0, 1.0), **{PAIR_ID: k // 2, ROLE: k % 2,
-                                 CLASSES: [0, 1, 2, 3], INSTANCE_PAIRS: [(0, 0), (1, 3)]}))
-        samples.append(sample)
-    batch = dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8)
-                         for _ in range(images)], data_samples=samples)
+    batch = pair_batch('seg' if seg else 'det', images, size)
     teacher = None
     if variant == 'ipsd':
         class _Runner:

@@ -8,9 +8,12 @@ CNN trained from scratch on 1,000 of them (coloured, on textures) reaches about 
 where printed glyphs reach about 90% in the same time, so the CPU demo and the accuracy study
 use printed ones. Written once, read by both libraries:
 
-    ROOT/images/{train,val}/NNNNN.png        the scenes (RGB)
-    ROOT/labels/{train,val}/NNNNN.png        label maps for mmseg: 0 background, d + 1 digit d
-    ROOT/annotations/{train,val}.json        COCO json for mmdet: boxes and RLE masks, 10 classes
+    ROOT/images/{train,val,test}/NNNNN.png   the scenes (RGB)
+    ROOT/labels/{train,val,test}/NNNNN.png   label maps for mmseg: 0 background, d + 1 digit d
+    ROOT/annotations/{train,val,test}.json   COCO json for mmdet: boxes and RLE masks, 10 classes
+
+Each split is drawn from a random stream of its own, so the (optional) test split shares no
+scene with train or val: a search can use val and confirm once on test.
 
 Handwritten: train and val are drawn from disjoint digit images, so val measures
 generalisation to unseen handwriting. Printed: train and val share the fonts, not the
@@ -136,13 +139,13 @@ def coco_annotations(instances: List[tuple], image_id: int, first_ann_id: int) -
 def write_split(root: str, split: str, draw_glyph, num: int, rng: np.random.Generator,
                 size: Tuple[int, int], num_digits: Tuple[int, int],
                 scale: Tuple[int, int]) -> None:
-    from mmengine.utils import ProgressBar
+    from ipsd_mm.progress import progress
     for sub in ('images', 'labels'):
         os.makedirs(osp.join(root, sub, split), exist_ok=True)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     images, annotations = [], []
     print(f'DigitScenes {split}: {num} scenes')
-    progress = ProgressBar(num)
+    bar = progress(num, f'DigitScenes {split}: scenes written')
     for i in range(num):
         img, label, instances = make_scene(rng, draw_glyph, size, num_digits, scale)
         name = f'{i:05d}.png'
@@ -150,7 +153,7 @@ def write_split(root: str, split: str, draw_glyph, num: int, rng: np.random.Gene
         cv2.imwrite(osp.join(root, 'labels', split, name), label)
         images.append(dict(id=i, file_name=name, height=size[0], width=size[1]))
         annotations += coco_annotations(instances, i, len(annotations))
-        progress.update()
+        bar.update()
     coco = dict(images=images, annotations=annotations,
                 categories=[dict(id=d + 1, name=name) for d, name in enumerate(CLASSES)])
     with open(osp.join(root, 'annotations', f'{split}.json'), 'w') as f:
@@ -160,13 +163,16 @@ def write_split(root: str, split: str, draw_glyph, num: int, rng: np.random.Gene
 def make_digit_scenes(root: str, num_train: int = 200, num_val: int = 50,
                       size: Tuple[int, int] = (128, 128), num_digits: Tuple[int, int] = (2, 5),
                       scale: Tuple[int, int] = (20, 48), seed: int = 0,
-                      glyphs: str = 'printed') -> None:
-    """Write DigitScenes under ``root`` (see the module docstring)."""
+                      glyphs: str = 'printed', num_test: int = 0) -> None:
+    """Write DigitScenes under ``root`` (see the module docstring); no test split when
+    ``num_test`` is 0."""
     if glyphs not in GLYPHS:
         raise ValueError(f'glyphs={glyphs!r}: choose one of {GLYPHS}')
     train_pool, val_pool = load_digit_pool(seed)
-    for split, pool, num, offset in (('train', train_pool, num_train, 1),
-                                     ('val', val_pool, num_val, 2)):
+    splits = [('train', train_pool, num_train, 1), ('val', val_pool, num_val, 2)]
+    if num_test:
+        splits.append(('test', val_pool, num_test, 3))
+    for split, pool, num, offset in splits:
         rng = np.random.default_rng([seed, offset])
         write_split(root, split, glyph_source(glyphs, pool), num, rng, size, num_digits, scale)
 
@@ -176,6 +182,7 @@ def parse_args():
     parser.add_argument('root', help='output folder')
     parser.add_argument('--num-train', type=int, default=200)
     parser.add_argument('--num-val', type=int, default=50)
+    parser.add_argument('--num-test', type=int, default=0, help='a held-out test split (0: none)')
     parser.add_argument('--size', type=int, nargs=2, default=(128, 128), metavar=('H', 'W'))
     parser.add_argument('--num-digits', type=int, nargs=2, default=(2, 5), metavar=('MIN', 'MAX'))
     parser.add_argument('--scale', type=int, nargs=2, default=(20, 48), metavar=('MIN', 'MAX'),
@@ -188,4 +195,5 @@ def parse_args():
 if __name__ == '__main__':
     args = parse_args()
     make_digit_scenes(args.root, args.num_train, args.num_val, tuple(args.size),
-                      tuple(args.num_digits), tuple(args.scale), args.seed, args.glyphs)
+                      tuple(args.num_digits), tuple(args.scale), args.seed, args.glyphs,
+                      args.num_test)

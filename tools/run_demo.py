@@ -1,8 +1,8 @@
 """The demo: DigitScenes on the CPU, baseline vs IPSD, for segmentation and detection.
 
 Generates DigitScenes (once), trains the demo baseline and IPSD configs of each task, evaluates
-them on the validation split (unseen handwriting), draws intra-class pairs, and prints a table:
-mIoU / bbox mAP, seconds per iteration, and the IPSD/baseline time ratio.
+them on the validation split (scenes no model trained on), draws intra-class pairs, and prints
+a table: mIoU / bbox mAP, seconds per iteration, and the IPSD/baseline time ratio.
 
     python tools/run_demo.py [--iters 250] [--tasks seg det] [--work-dir work_dirs/demo]
 """
@@ -17,7 +17,7 @@ from mmengine.runner import Runner
 
 import ipsd_mm  # noqa: F401  (compat, registrations)
 from browse_pairs import browse
-from make_digit_scenes import make_digit_scenes
+from digit_configs import ensure_data, point_to, set_schedule
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'demo')
 EXPERIMENTS = {
@@ -37,45 +37,6 @@ def parse_args():
     parser.add_argument('--num-pairs', type=int, default=6, help='pair pictures per task')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
-
-
-def point_to(node, root: str):
-    """Every ``data_root`` in a config points at ``root``; so does CocoMetric's ann_file."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == 'data_root':
-                node[key] = osp.join(root, '')
-            elif key == 'ann_file' and node.get('type') == 'CocoMetric':
-                node[key] = osp.join(root, 'annotations', 'val.json')
-            else:
-                point_to(value, root)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            point_to(value, root)
-
-
-def set_schedule(cfg: Config, iters: int) -> None:
-    """``iters`` iterations: warm-up over the first tenth, cosine decay, one evaluation and one
-    checkpoint at the end."""
-    warmup = max(1, min(40, iters // 10))
-    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = iters
-    cfg.default_hooks.checkpoint.interval = iters
-    cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=warmup),
-        dict(type='CosineAnnealingLR', T_max=max(1, iters - warmup), eta_min=1e-5,
-             by_epoch=False, begin=warmup, end=iters)]
-
-
-def ensure_data(root: str, **options) -> None:
-    """DigitScenes with ``options`` (make_digit_scenes' arguments) in ``root``, written unless
-    the same options wrote it before."""
-    stamp = osp.join(root, 'options.json')
-    if osp.isfile(stamp) and json.load(open(stamp)) == json.loads(json.dumps(options)):
-        print_log(f'DigitScenes already in {root}', logger='current')
-        return
-    make_digit_scenes(root, **options)
-    with open(stamp, 'w') as f:
-        json.dump(options, f)
 
 
 def train(config: str, args, metric_key: str) -> dict:
