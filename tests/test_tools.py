@@ -222,3 +222,15 @@ def test_accuracy_study_names_bad_search_options(capsys):
         assert message in capsys.readouterr().err
     args = parse_args(['--tag', '_w2', '--ipsd-options', 'hook.loss_weight=2', 'swap.prob=0.5'])
     assert args.ipsd_options == {'hook.loss_weight': 2, 'swap.prob': 0.5}
+
+
+def test_progress_written_to_a_log_file_is_a_line_per_tenth():
+    """Not a terminal (a child's log file): ten lines for 1000 items, no carriage returns."""
+    code = ('from ipsd_mm.progress import progress\n'
+            'bar = progress(1000, "items")\n'
+            'for _ in range(1000):\n    bar.update()\n')
+    proc = subprocess.run([PY, '-c', code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    lines = [line for line in out.splitlines() if 'items:' in line]
+    assert len(lines) == 10 and lines[-1].endswith('items: 1000/1000') and '\r' not in out

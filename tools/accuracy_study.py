@@ -248,7 +248,6 @@ def ensure_checkpoints(args, models) -> dict:
 def plan(args, done: list, here: dict) -> list:
     """The runs to do: those asked for that this machine has not done, plus the baselines their
     paired differences need on this machine."""
-    from digit_configs import ensure_data  # noqa: F401  (tools/ on the path)
     checkpoints = {}
     if 'pretrained' in args.starts:
         checkpoints = ensure_checkpoints(args, args.models)

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import DATASETS, VISUALIZERS, init_default_scope
-from mmengine.utils import ProgressBar, import_modules_from_strings
+from mmengine.utils import import_modules_from_strings
+
+from ipsd_mm.progress import progress
 
 
 def parse_args():
@@ -64,7 +66,7 @@ def browse(cfg: Config, output_dir: str, num: int, seed: int) -> list:
     visualizer.dataset_meta = dataset.metainfo
     os.makedirs(output_dir, exist_ok=True)
     rng = np.random.default_rng(seed)
-    paths, progress = [], ProgressBar(num)
+    paths, bar = [], progress(num, 'pairs drawn')
     for idx in rng.permutation(len(dataset))[:num]:
         pair = dataset.swapped_pair(int(idx), rng)
         if pair is None:
@@ -74,7 +76,7 @@ def browse(cfg: Config, output_dir: str, num: int, seed: int) -> list:
         path = osp.join(output_dir, f'pair_{int(idx):05d}.png')
         mmcv.imwrite(side_by_side(*members)[..., ::-1], path)
         paths.append(path)
-        progress.update()
+        bar.update()
     return paths
 
 

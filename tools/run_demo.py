@@ -12,7 +12,6 @@ import os.path as osp
 
 import numpy as np
 from mmengine.config import Config
-from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import ipsd_mm  # noqa: F401  (compat, registrations)

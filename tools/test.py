@@ -4,28 +4,16 @@
                                            [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
-import os
-
-from mmengine.config import DictAction
 
 from ipsd_mm.compat import setup_cpu_distributed
-from train import build_runner, load_config
+from train import build_runner, load_config, parse_common_args
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test a detector or a segmentor')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_common_args(parser)
 
 
 def main():

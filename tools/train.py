@@ -15,23 +15,29 @@ from mmengine.runner import Runner
 from ipsd_mm.compat import setup_cpu_distributed  # importing ipsd_mm also applies compat
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description='Train a detector or a segmentor')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
-    parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
-        help='resume from this checkpoint, or without a path from the latest one in work-dir')
+def parse_common_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The options train.py and test.py share (work dir, overrides, launcher), then parse."""
+    parser.add_argument('--work-dir', help='the dir to save logs, models and metrics')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, key=value (e.g. train_cfg.max_iters=100)')
+        help='override settings of the config, key=value (e.g. train_cfg.max_iters=100 '
+        'train_dataloader.dataset.swap.patch_size=32 custom_hooks.0.loss_weight=0.5)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a detector or a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint, or without a path from the latest one in work-dir')
+    return parse_common_args(parser)
 
 
 def build_runner(cfg: Config):

@@ -15,6 +15,7 @@ from mmengine.dist import barrier, get_rank
 from mmengine.fileio import dump, load
 from mmengine.logging import print_log
 from ..progress import progress
+from ..swap.semantic import present_classes
 
 ClassIndex = List[np.ndarray]  # per image, the sorted class ids it holds
 
@@ -134,12 +135,11 @@ def _scan_label_maps(dataset, seg_paths: List[str]) -> ClassIndex:
             raise ValueError(f'{where} holds negative labels; mark unlabelled pixels with '
                              f'the ignore_index ({ignore_index})')
         top = int(label.max()) if label.size else 0
-        if num_classes is not None and top >= num_classes and top != ignore_index:
-            present = np.unique(label)  # no bincount: the value may be huge
-        else:
-            present = np.flatnonzero(np.bincount(label.ravel().astype(np.int64)))
-        check_labels(present, num_classes, ignore_index, where)
-        index.append(present[present != ignore_index])
+        if num_classes is not None and top >= num_classes:
+            huge = top > max(ignore_index, 65535)  # a bincount would need memory to match
+            check_labels(np.unique(label) if huge else present_classes(label), num_classes,
+                         ignore_index, where)
+        index.append(present_classes(label, (ignore_index, )))
         bar.update()
     return index
 
