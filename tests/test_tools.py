@@ -134,6 +134,9 @@ def test_benchmark_quick_prints_both_tables():
     for row in ('IntraClassPatchSwap', 'mmdet CopyPaste', 'mmdet MixUp', 'floor',
                 'IPSD (swap pairs + loss_ipsd)', 'frozen ResNet-101 teacher'):
         assert row in proc.stdout, row
+    proc = subprocess.run([PY, osp.join(ROOT, 'tools/benchmark.py'), '--amp'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and '--amp needs --device cuda' in proc.stderr
 
 
 def test_browse_pairs_names_a_config_without_pairs(digit_scenes, tmp_path):

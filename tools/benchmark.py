@@ -8,6 +8,7 @@ it); its numbers mean nothing. Timings on a busy machine are noisy: compare rati
 """
 import argparse
 import copy
+import json
 import os.path as osp
 import resource
 import subprocess
@@ -28,8 +29,17 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Cost of IPSD, measured')
     parser.add_argument('--parts', nargs='+', choices=['aug', 'step'], default=['aug', 'step'])
     parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--step-models', nargs='+', metavar='WORD',
+                        help='only the step-table models whose name holds one of these words '
+                        '(e.g. demo study 512x1024)')
+    parser.add_argument('--device', default='cpu', help="where the step table runs: cpu or cuda")
+    parser.add_argument('--amp', action='store_true',
+                        help='step table: AMP rows too, next to fp32 (a GPU is needed)')
     parser.add_argument('--quick', action='store_true', help='tiny sizes: a smoke run')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.amp and not args.device.startswith('cuda'):
+        parser.error('--amp needs --device cuda: AmpOptimWrapper runs on a GPU')
+    return args
 
 
 def median_ms(fn, make_input, repeats: int) -> float:
@@ -182,9 +192,19 @@ STEP_MODELS = {
 }
 
 
-def step_worker(config: str, images: int, size, variant: str, iters: int) -> None:
-    """Runs in a subprocess: ``iters`` train steps of ``variant`` (baseline, ipsd, kd); prints
-    'seconds_per_iter peak_rss_mb'."""
+VARIANTS = ('baseline', 'ipsd', 'kd')
+LABELS = dict(baseline='baseline', ipsd='IPSD (swap pairs + loss_ipsd)',
+              kd='baseline + frozen ResNet-101 teacher forward')
+
+
+def step_worker(config: str, images: int, size, variants, iters: int, device: str = 'cpu',
+                amp: bool = False) -> None:
+    """Runs in a subprocess: ``iters`` rounds of one train step of each of ``variants``
+    (baseline, ipsd, kd), interleaved in one process with the order rotated each round, so that
+    a busy machine slows every variant alike; a first round warms up. Prints one JSON line:
+    per variant the median seconds per step, the median of its per-round ratio to the baseline,
+    and the peak memory (``torch.cuda.max_memory_allocated`` of its steps on a GPU; on the CPU
+    the process's peak RSS, meaningful only when one variant runs alone)."""
     import torch
     from mmengine.config import Config
     from mmengine.logging import MMLogger
@@ -201,64 +221,104 @@ def step_worker(config: str, images: int, size, variant: str, iters: int) -> Non
         path = tmp.name
     cfg = Config.fromfile(path)
     init_default_scope(cfg.default_scope)
-
     for_cpu(cfg.model._cfg_dict if hasattr(cfg.model, '_cfg_dict') else cfg.model)
-    model = MODELS.build(cfg.model)
+    model = MODELS.build(cfg.model).to(device)
     model.train()
-    optim = build_optim_wrapper(model, dict(optimizer=dict(type='SGD', lr=1e-4, momentum=0.9)))
+    optim = build_optim_wrapper(model, dict(
+        type='AmpOptimWrapper' if amp else 'OptimWrapper',
+        optimizer=dict(type='SGD', lr=1e-4, momentum=0.9)))
+    cuda = device.startswith('cuda')
     seg = cfg.model.type == 'EncoderDecoder'
     batch = pair_batch('seg' if seg else 'det', images, size)
+
+    class _Runner:
+        logger = MMLogger.get_instance('benchmark')
+    _Runner.model = model
+    hook = ipsd_mm.IPSDHook()
     teacher = None
-    if variant == 'ipsd':
-        class _Runner:
-            logger = MMLogger.get_instance('benchmark')
-        _Runner.model = model
-        ipsd_mm.IPSDHook().before_run(_Runner)
-    elif variant == 'kd':
+    if 'kd' in variants:
         from mmdet.models.backbones import ResNet
-        teacher = ResNet(depth=101)  # a frozen ResNet-101-class teacher, forward only
+        teacher = ResNet(depth=101).to(device)  # a frozen ResNet-101 teacher, forward only
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
-    times = []
-    for it in range(iters + 2):
+
+    def step(variant: str) -> float:
+        if variant == 'ipsd':
+            hook.before_run(_Runner)
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        if teacher is not None:
-            with torch.no_grad():
+        if variant == 'kd':
+            with torch.no_grad(), optim.optim_context(model):
                 teacher(model.data_preprocessor(copy.copy(batch), True)['inputs'])
         model.train_step(copy.copy(batch), optim)
-        times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f'{np.median(times[2:]):.4f} {peak:.0f}')
+        if cuda:
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        if variant == 'ipsd':
+            hook.after_run(_Runner)
+        return elapsed
+
+    times = {v: [] for v in variants}
+    peaks = {v: 0.0 for v in variants}
+    for r in range(iters + 1):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        for variant in order:
+            elapsed = step(variant)
+            if r:  # round 0 warms up
+                times[variant].append(elapsed)
+            if cuda:
+                peaks[variant] = max(peaks[variant], torch.cuda.max_memory_allocated() / 2**20)
+    if not cuda:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peaks = {v: rss for v in variants}
+    base = np.asarray(times.get('baseline', times[variants[0]]))
+    print(json.dumps({v: dict(sec=float(np.median(t)), ratio=float(np.median(np.asarray(t) / base)),
+                              peak=peaks[v]) for v, t in times.items()}))
 
 
-def step_table(iters, quick):
-    table = PrettyTable(['model', 'variant', 's/iter', 'peak RSS (MB)', 'time vs baseline',
+def run_worker(config, images, size, variants, iters, device, amp) -> dict:
+    out = subprocess.run([sys.executable, __file__, '--step-worker', config, str(images),
+                          str(size[0]), str(size[1]), ','.join(variants), str(iters), device,
+                          str(int(amp))], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f'{config} {variants}:\n{out.stderr[-3000:]}')
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def step_table(iters, quick, words=None, device='cpu', amp_modes=(False, )):
+    """Time: the three variants interleaved in one process (ratios from the same rounds).
+    Memory: on a GPU from the same process; on the CPU from one short process per variant."""
+    cuda = device.startswith('cuda')
+    memory = 'peak GPU memory (MB)' if cuda else 'peak RSS (MB)'
+    table = PrettyTable(['model', 'precision', 'variant', 's/iter', memory, 'time vs baseline',
                          'memory vs baseline'])
     models = list(STEP_MODELS.items())[:1] if quick else STEP_MODELS.items()
+    if words:
+        models = [(name, m) for name, m in models if any(w in name for w in words)]
     for name, (config, images, size) in models:
         if quick:
             images, size = 2, (64, 64)
-        base = None
-        for variant in ('baseline', 'ipsd', 'kd'):
-            out = subprocess.run([sys.executable, __file__, '--step-worker', config, str(images),
-                                  str(size[0]), str(size[1]), variant, str(iters)],
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                raise RuntimeError(f'{name} {variant}:\n{out.stderr[-3000:]}')
-            sec, mb = (float(v) for v in out.stdout.split()[-2:])
-            base = base or (sec, mb)
-            label = dict(baseline='baseline', ipsd='IPSD (swap pairs + loss_ipsd)',
-                         kd='baseline + frozen ResNet-101 teacher forward')[variant]
-            table.add_row([name, label, f'{sec:.3f}', f'{mb:.0f}', f'{sec / base[0]:.3f}',
-                           f'{mb / base[1]:.3f}'])
+        for amp in amp_modes:
+            timed = run_worker(config, images, size, VARIANTS, iters, device, amp)
+            peaks = {v: timed[v]['peak'] for v in VARIANTS}
+            if not cuda:  # RSS is per process: one short run per variant
+                peaks = {v: run_worker(config, images, size, (v, ), 1, device, amp)[v]['peak']
+                         for v in VARIANTS}
+            for v in VARIANTS:
+                table.add_row([name, 'AMP' if amp else 'fp32', LABELS[v], f"{timed[v]['sec']:.3f}",
+                               f'{peaks[v]:.0f}', f"{timed[v]['ratio']:.3f}",
+                               f"{peaks[v] / peaks['baseline']:.3f}"])
     return table
 
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == '--step-worker':
-        config, images, h, w, variant, iters = sys.argv[2:8]
-        step_worker(config, int(images), (int(h), int(w)), variant, int(iters))
+        config, images, h, w, variants, iters, device, amp = sys.argv[2:10]
+        step_worker(config, int(images), (int(h), int(w)), tuple(variants.split(',')),
+                    int(iters), device, bool(int(amp)))
         return
     args = parse_args()
     repeats = 2 if args.quick else args.repeats
@@ -266,8 +326,10 @@ def main():
         print('\nAugmentation cost per image pair (median of', repeats, 'runs)')
         print(augmentation_table(repeats, args.quick))
     if 'step' in args.parts:
-        print('\nTraining-step cost, same images per step (median of', repeats, 'steps)')
-        print(step_table(repeats, args.quick))
+        print('\nTraining-step cost, same images per step (median of', repeats,
+              'interleaved rounds)')
+        amp_modes = (False, True) if args.amp else (False, )
+        print(step_table(repeats, args.quick, args.step_models, args.device, amp_modes))
 
 
 if __name__ == '__main__':
