@@ -129,6 +129,8 @@ def test_pair_train_dataloader_wraps_every_kind_of_train_dataset():
     assert inner[0]['pipeline'] == [load] and inner[1]['dataset']['pipeline'] == [load]
     with pytest.raises(ValueError, match='packing transform'):
         pair_train_dataloader(dict(batch_size=2, dataset=dict(type='A', pipeline=[load])))
+    with pytest.raises(ValueError, match="without 'type'"):
+        pair_train_dataloader(plain, type='IntraClassPatchSwap', patch_size=8)
 
 
 def test_ipsd_config_dumps_and_reloads(tmp_path):

@@ -132,3 +132,17 @@ def test_gate_drops_pairs_whose_teacher_is_not_right(gate, kept):
 def test_bad_options_name_themselves(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PairedDistillLoss(**kwargs)
+
+
+def test_per_member_weights_count_the_students():
+    za = torch.tensor([[3.0, 0.0], [0.0, 0.0]])  # pair 0: A is sure of class 0: A teaches
+    zb = torch.tensor([[0.0, 0.0], [0.0, 3.0]])
+    zb[1] = torch.tensor([0.0, -1.0])  # pair 1: p_A(1) = 0.5 > p_B(1) = 0.27: A teaches
+    classes = torch.tensor([0, 1])
+    loss = PairedDistillLoss(1.0)
+    per_pair, _, _ = loss.pair_sum(za, zb, classes)
+    members = torch.tensor([[5.0, 7.0], [2.0, 3.0]])  # B is the student in both pairs
+    total, _, count = loss.pair_sum(za, zb, classes, weights=members)
+    single = [loss.pair_sum(za[k:k + 1], zb[k:k + 1], classes[k:k + 1])[0].item() for k in (0, 1)]
+    assert count == 10.0 and total.item() == pytest.approx(7 * single[0] + 3 * single[1])
+    assert per_pair.item() == pytest.approx(sum(single))

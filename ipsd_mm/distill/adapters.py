@@ -16,7 +16,7 @@ from mmdet.models.dense_heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
 from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
-from mmdet.structures.bbox import bbox2roi
+from mmdet.structures.bbox import bbox2roi, get_box_tensor
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.segmentors import EncoderDecoder
 from torch import Tensor, nn
@@ -237,10 +237,8 @@ class SegmentorAdapter(Adapter):
                 za, zb, classes, torch.cat(pixels[0]), torch.cat(owners[0]),
                 torch.cat(pixels[1]), torch.cat(owners[1]))
             return total, len(cls), empty, gated, count
-        counts = torch.as_tensor(weights, dtype=torch.float32, device=logits.device)  # (N, 2)
-        a_teaches, _ = self.loss.teachers(za, zb, classes)
-        student_pixels = torch.where(a_teaches, counts[:, 1], counts[:, 0])
-        total, gated, count = self.loss.pair_sum(za, zb, classes, weights=student_pixels)
+        pixel_counts = torch.as_tensor(weights, dtype=torch.float32, device=logits.device)
+        total, gated, count = self.loss.pair_sum(za, zb, classes, weights=pixel_counts)
         return total, len(cls), empty, gated, count
 
 
@@ -290,14 +288,13 @@ class _DetectorAdapter(Adapter):
         # Each instance that takes part gets one row of logits, sample by sample.
         keys = sorted({(a, i) for a, i, _, _ in matches} | {(b, j) for _, _, b, j in matches})
         row = {key: n for n, key in enumerate(keys)}
-        boxes = [data_samples[k].gt_instances.bboxes[[i for kk, i in keys if kk == k]]
-                 for k in range(len(data_samples))]
+        boxes = [get_box_tensor(data_samples[k].gt_instances.bboxes)[
+            [i for kk, i in keys if kk == k]] for k in range(len(data_samples))]
         for k, bx in enumerate(boxes):
-            bx = bx.tensor if hasattr(bx, 'tensor') else bx
             if not torch.isfinite(bx).all():
                 raise ValueError(f'IPSDHook: data sample {k} holds non-finite gt boxes (NaN or '
                                  'inf); fix or filter these annotations')
-        logits = self.box_logits([bx.tensor if hasattr(bx, 'tensor') else bx for bx in boxes])
+        logits = self.box_logits(boxes)
         rows_a = torch.as_tensor([row[(a, i)] for a, i, _, _ in matches], device=logits.device)
         rows_b = torch.as_tensor([row[(b, j)] for _, _, b, j in matches], device=logits.device)
         classes = torch.stack([data_samples[a].gt_instances.labels[i]

@@ -79,7 +79,6 @@ class IPSDHook(Hook):
         def loss_with_ipsd(inputs, data_samples, *args, **kwargs):
             # mmdet names them batch_inputs/batch_data_samples, mmseg inputs/data_samples; the
             # models' forward passes both positionally, as this wrapper expects.
-            check_pair_metadata(data_samples)
             adapter = hook.adapter
             try:
                 with adapter.recording():

@@ -82,14 +82,22 @@ class PairedDistillLoss:
                  sigmoid: bool = False) -> Tuple[Tensor, int, float]:
         """``Σ_k weight_k · gate_k · T² · KL`` over N pairs, how many pairs the gate dropped,
         and the weight distilled (``Σ_k weight_k · gate_k``: the elements the sum is over). A
-        zero attached to the graph when nothing distils."""
+        zero attached to the graph when nothing distils.
+
+        ``weights``: (N,) per pair, or (N, 2) per member (A, B), of which the student's counts.
+        """
         if logits_a.shape[0] == 0:
             return zero_like(logits_a, logits_b), 0, 0.0
         a_teaches, keep = self.teachers(logits_a, logits_b, classes, sigmoid)
         teacher = torch.where(a_teaches[:, None], logits_a, logits_b)
         student = torch.where(a_teaches[:, None], logits_b, logits_a)
         kl = self.divergence(teacher, student, sigmoid)
-        weights = torch.ones_like(kl) if weights is None else weights.float()
+        if weights is None:
+            weights = torch.ones_like(kl)
+        elif weights.dim() == 2:  # per member: the student's
+            weights = torch.where(a_teaches, weights[:, 1], weights[:, 0]).float()
+        else:
+            weights = weights.float()
         kept = weights * keep.float()
         return (kl * kept).sum(), int((~keep).sum()), float(kept.sum())
 
