@@ -123,6 +123,65 @@ def test_seg_term_scales_with_the_decode_loss_weight():
         pytest.approx(0.4 * one.item(), rel=1e-6)
 
 
+def _direct_seg_sum(logits, labels, data_samples, loss, mode):
+    """The seg term's sum, pixel count and gated regions, one region at a time: the definition
+    the batched adapter must agree with."""
+    total, count, gated, regions = 0.0, 0.0, 0, 0
+    for a in range(0, len(data_samples), 2):
+        b = a + 1
+        for c in data_samples[a].get(CLASSES):
+            ma, mb = labels[a] == c, labels[b] == c
+            if not (ma.any() and mb.any()):
+                continue
+            regions += 1
+            pa, pb = logits[a].permute(1, 2, 0)[ma], logits[b].permute(1, 2, 0)[mb]
+            za, zb = pa.mean(0, keepdim=True), pb.mean(0, keepdim=True)
+            a_teaches, keep = loss.teachers(za, zb, torch.tensor([c]))
+            if not keep.item():
+                gated += 1
+                continue
+            teacher, student_pixels = (za, pb) if a_teaches.item() else (zb, pa)
+            if mode == 'region':
+                student = zb if a_teaches.item() else za
+                total += float(loss.divergence(teacher, student).sum()) * len(student_pixels)
+            else:
+                total += float(loss.divergence(teacher.expand_as(student_pixels),
+                                               student_pixels).sum())
+            count += len(student_pixels)
+    return total, count, gated, regions
+
+
+@pytest.mark.parametrize('mode', ['region', 'pixel'])
+@pytest.mark.parametrize('gate', ['none', 'argmax'])
+def test_batched_seg_term_equals_the_region_by_region_definition(mode, gate):
+    """Three pairs, several classes each, ignore pixels, a class the metadata names but the
+    logits' resolution lost, and a pair with no shared class left: the one-hot batched sums
+    give what a loop over regions gives, stats included."""
+    model = study('deeplabv3_r18-d8-w16_digit-scenes')
+    loss = PairedDistillLoss(temperature=2.0, gate=gate)
+    adapter = SegmentorAdapter(model, loss, mode=mode)
+    batch = pair_batch('seg', 6, (16, 16), classes=[1, 2, 3, 5], block=4)
+    samples = batch['data_samples']
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (6, 16, 16), generator=gen)
+    labels[:, 0, :] = 255
+    labels[1][labels[1] == 2] = 1  # class 2 only in the anchor of pair 0
+    labels[4:][labels[4:] > 0] = 0  # pair 2: no shared class left
+    for s, lab in zip(samples, labels):
+        s.gt_sem_seg.data = lab[None].clone()
+    logits = torch.randn(6, model.decode_head.out_channels, 16, 16, generator=gen) * 3
+    adapter.recorder.calls['decode'] = [logits]
+    terms, stats = adapter.terms(samples)
+    total, count, gated, regions = _direct_seg_sum(logits, labels, samples, loss, mode)
+    norm = float(labels.numel())
+    # pair 0: classes 1, 3 (2 lost in the partner, 5 nowhere); pair 1: 1, 2, 3; pair 2: none
+    assert regions == 2 + 3 and int(stats['ipsd_regions']) == regions
+    assert int(stats['ipsd_empty_pairs']) == 1 and int(stats['ipsd_gated']) == gated
+    assert (gated > 0) == (gate == 'argmax')  # the gate is exercised, not vacuous
+    assert float(stats['ipsd_pixel_share']) == pytest.approx(count / norm)
+    assert terms['loss_ipsd'].item() == pytest.approx(total / norm, rel=1e-5)
+
+
 def _capture_cls_avg_factor(head):
     """What the head passes its loss_cls as avg_factor, seen independently of the adapter."""
     seen = []

@@ -275,8 +275,34 @@ def step_worker(config: str, images: int, size, variants, iters: int, device: st
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         peaks = {v: rss for v in variants}
     base = np.asarray(times.get('baseline', times[variants[0]]))
-    print(json.dumps({v: dict(sec=float(np.median(t)), ratio=float(np.median(np.asarray(t) / base)),
-                              peak=peaks[v]) for v, t in times.items()}))
+    result = {v: dict(sec=float(np.median(t)), ratio=float(np.median(np.asarray(t) / base)),
+                      peak=peaks[v]) for v, t in times.items()}
+    if cuda:  # where a step makes the host wait for the GPU
+        for v in variants:
+            try:
+                result[v]['waits'] = device_waits(partial(step, v))
+            except Exception as err:  # a diagnostic: never lose the timings for it
+                result[v]['waits'] = dict(total=-1, ipsd_mm=[repr(err)])
+    print(json.dumps(result))
+
+
+def device_waits(run) -> dict:
+    """Host-device synchronisations during ``run()``, from torch's sync debug mode: how many in
+    all, and the ipsd_mm lines that caused any (the warnings point at the calling line)."""
+    import warnings
+
+    import torch
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        torch.cuda.set_sync_debug_mode('warn')
+        try:
+            run()
+        finally:
+            torch.cuda.set_sync_debug_mode('default')
+    waits = [w for w in caught if 'synchroniz' in str(w.message)]
+    ours = sorted({f'{osp.basename(w.filename)}:{w.lineno}' for w in waits
+                   if f'{osp.sep}ipsd_mm{osp.sep}' in w.filename})
+    return dict(total=len(waits), ipsd_mm=ours)
 
 
 def run_worker(config, images, size, variants, iters, device, amp) -> dict:
@@ -295,6 +321,7 @@ def step_table(iters, quick, words=None, device='cpu', amp_modes=(False, )):
     memory = 'peak GPU memory (MB)' if cuda else 'peak RSS (MB)'
     table = PrettyTable(['model', 'precision', 'variant', 's/iter', memory, 'time vs baseline',
                          'memory vs baseline'])
+    notes = []
     models = list(STEP_MODELS.items())[:1] if quick else STEP_MODELS.items()
     if words:
         models = [(name, m) for name, m in models if any(w in name for w in words)]
@@ -311,7 +338,12 @@ def step_table(iters, quick, words=None, device='cpu', amp_modes=(False, )):
                 table.add_row([name, 'AMP' if amp else 'fp32', LABELS[v], f"{timed[v]['sec']:.3f}",
                                f'{peaks[v]:.0f}', f"{timed[v]['ratio']:.3f}",
                                f"{peaks[v] / peaks['baseline']:.3f}"])
-    return table
+            if 'waits' in timed.get('ipsd', {}):
+                waits = {v: timed[v]['waits'] for v in VARIANTS}
+                notes.append(f"{name} {'AMP' if amp else 'fp32'}: the host waits for the GPU "
+                             + ', '.join(f"{waits[v]['total']}x in a {v} step" for v in VARIANTS)
+                             + f"; in ipsd_mm at {waits['ipsd']['ipsd_mm'] or 'no line'}")
+    return '\n'.join([str(table), *notes])
 
 
 def main():

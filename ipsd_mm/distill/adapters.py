@@ -138,9 +138,9 @@ def _last(module):
     return module[-1] if isinstance(module, nn.ModuleList) else module
 
 
-def _check_classes(classes: Tensor, num_logits: int, what: str, fix: str) -> None:
-    if classes.numel() and int(classes.max()) >= num_logits:
-        raise ValueError(f'IPSDHook: the pair metadata names class {int(classes.max())} but '
+def _check_classes(largest: int, num_logits: int, what: str, fix: str) -> None:
+    if largest >= num_logits:
+        raise ValueError(f'IPSDHook: the pair metadata names class {largest} but '
                          f'{what} has {num_logits} class logits; {fix}')
 
 
@@ -176,70 +176,84 @@ class SegmentorAdapter(Adapter):
 
     def terms(self, data_samples: Sequence) -> Tuple[Terms, Dict[str, float]]:
         pairs = find_pairs(data_samples)
+        # One row per (pair, class both hold), read from the metadata on the host.
+        rows = [(k, a, b, int(c)) for k, (a, b) in enumerate(pairs)
+                for c in data_samples[a].get(CLASSES)]
         labels = torch.stack([s.gt_sem_seg.data for s in data_samples])  # (B, 1, H, W)
         terms, stats = {}, {}
         for name, head in self.heads.items():  # every recorded head must have run
             logits = self.recorder.get(name)
             small = F.interpolate(labels.float(), logits.shape[-2:], mode='nearest')[:, 0].long()
-            total, regions, empty, gated, count = self._head_sum(logits, small, pairs,
-                                                                 data_samples, name)
+            total, count, regions, empty, gated = self._head_sum(logits, small, pairs, rows,
+                                                                 name)
             norm, weight = self.normaliser(head, small)
             key = 'loss_ipsd' if name == 'decode' else f'loss_ipsd_{name}'
-            terms[key] = total * (weight / norm)
+            terms[key] = total * weight / norm
             if name == 'decode':
                 stats = dict(ipsd_pairs=len(pairs), ipsd_regions=regions,
                              ipsd_empty_pairs=empty, ipsd_gated=gated,
-                             ipsd_kl_per_pixel=float(total.detach()) / max(count, 1.0),
+                             ipsd_kl_per_pixel=total.detach() / count.clamp(min=1),
                              ipsd_pixel_share=count / norm)
         return terms, stats
 
     @staticmethod
-    def normaliser(head: BaseDecodeHead, labels: Tensor) -> Tuple[float, float]:
-        """(cells the head's first loss averages over, that loss's weight) at ``labels``'
-        resolution."""
+    def normaliser(head: BaseDecodeHead, labels: Tensor) -> Tuple[Tensor, float]:
+        """(cells the head's first loss averages over, that loss's weight) at ``labels'``
+        resolution; the count a tensor, so nothing waits for the device."""
         loss = head.loss_decode[0] if isinstance(head.loss_decode, nn.ModuleList) \
             else head.loss_decode
         if getattr(loss, 'avg_non_ignore', False):
-            count = int((labels != head.ignore_index).sum())
+            count = (labels != head.ignore_index).sum().float().clamp(min=1)
         else:
-            count = labels.numel()
-        return float(max(count, 1)), float(getattr(loss, 'loss_weight', 1.0))
+            count = torch.full((), max(labels.numel(), 1), dtype=torch.float32,
+                               device=labels.device)
+        return count, float(getattr(loss, 'loss_weight', 1.0))
 
-    def _head_sum(self, logits: Tensor, labels: Tensor, pairs, data_samples, name: str):
-        region, cls, weights, pixels, owners = [[], []], [], [], [[], []], [[], []]
-        empty = 0
-        for a, b in pairs:
-            found = False
-            for c in data_samples[a].get(CLASSES):
-                masks = (labels[a] == c, labels[b] == c)
-                if not (masks[0].any() and masks[1].any()):
-                    continue  # the region vanished at the logits' resolution
-                found = True
-                for side, (pos, mask) in enumerate(zip((a, b), masks)):
-                    pix = logits[pos].permute(1, 2, 0)[mask]  # (P, C)
-                    region[side].append(pix.mean(0))
-                    pixels[side].append(pix)
-                    owners[side].append(torch.full((len(pix),), len(cls),
-                                                   dtype=torch.long, device=pix.device))
-                weights.append((masks[0].sum(), masks[1].sum()))
-                cls.append(c)
-            empty += not found
-        if not cls:
-            return zero_like(logits), 0, empty, 0, 0.0
-        za, zb = torch.stack(region[0]), torch.stack(region[1])
-        classes = torch.as_tensor(cls, dtype=torch.long, device=logits.device)
-        head = self.heads[name]
-        _check_classes(classes, logits.shape[1], f'the {name} head',
+    def _head_sum(self, logits: Tensor, labels: Tensor, pairs, rows, name: str):
+        """The head's summed term, the elements it is over, and the regions, empty pairs and
+        gated pairs (tensors). Region sums for every image and class at once (a one-hot
+        product), then one row per (pair, class): no per-region loop, no wait for the device."""
+        num = logits.shape[1]
+        if not rows:
+            zero = zero_like(logits)
+            return zero, zero.detach(), 0, len(pairs), 0
+        _check_classes(max(c for *_, c in rows), num, f'the {name} head',
                        "set IntraClassPatchSwap's ignore_index to the decode head's "
-                       f'ignore_index ({head.ignore_index}) and check num_classes')
+                       f'ignore_index ({self.heads[name].ignore_index}) and check num_classes')
+        z = logits.float().flatten(2)  # (B, C, P)
+        flat = labels.flatten(1)  # (B, P); ignore and unknown labels go to an extra bin
+        flat = torch.where((flat >= 0) & (flat < num), flat, torch.full_like(flat, num))
+        onehot = F.one_hot(flat, num + 1)[..., :num].to(z.dtype)  # (B, P, num)
+        sums, counts = torch.bmm(z, onehot), onehot.sum(1)  # (B, C, num), (B, num)
+        pair, ia, ib, cls = to_device(list(zip(*rows)), logits.device)
+        cnt = torch.stack([counts[ia, cls], counts[ib, cls]], 1)  # (N, 2) pixels per member
+        present = (cnt > 0).all(1)  # a region can vanish at the logits' resolution
+        za = sums[ia, :, cls] / cnt[:, :1].clamp(min=1)  # (N, C) region means
+        zb = sums[ib, :, cls] / cnt[:, 1:].clamp(min=1)
+        found = torch.zeros(len(pairs), device=logits.device).index_add_(0, pair, present.float())
+        regions, empty = present.sum(), (found == 0).sum()
         if self.mode == 'pixel':
+            # Each pixel's row: the (pair, class) its image and label belong to, else -1.
+            owner = torch.full((len(labels), num + 1), -1, dtype=torch.long, device=z.device)
+            rows_n = torch.arange(len(rows), device=z.device)
+            owner[ia, cls], owner[ib, cls] = rows_n, rows_n
+            owner = owner.gather(1, flat)  # (B, P)
+            pixels = z.transpose(1, 2)  # (B, P, C)
+            anchors, partners = to_device(list(zip(*pairs)), z.device)
             total, gated, count = self.loss.region_to_pixel_sum(
-                za, zb, classes, torch.cat(pixels[0]), torch.cat(owners[0]),
-                torch.cat(pixels[1]), torch.cat(owners[1]))
-            return total, len(cls), empty, gated, count
-        pixel_counts = torch.as_tensor(weights, dtype=torch.float32, device=logits.device)
-        total, gated, count = self.loss.pair_sum(za, zb, classes, weights=pixel_counts)
-        return total, len(cls), empty, gated, count
+                za, zb, cls, pixels[anchors].flatten(0, 1), owner[anchors].flatten(),
+                pixels[partners].flatten(0, 1), owner[partners].flatten(), valid=present)
+        else:
+            total, gated, count = self.loss.pair_sum(za, zb, cls, weights=cnt, valid=present)
+        return total, count, regions, empty, gated
+
+
+def to_device(columns: List[Sequence[int]], device: torch.device) -> Tensor:
+    """Host integers as one (K, N) long tensor on ``device``, copied without waiting for it."""
+    host = torch.tensor(columns, dtype=torch.long)
+    if device.type == 'cuda':
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)
 
 
 class _DetectorAdapter(Adapter):
@@ -290,21 +304,25 @@ class _DetectorAdapter(Adapter):
         row = {key: n for n, key in enumerate(keys)}
         boxes = [get_box_tensor(data_samples[k].gt_instances.bboxes)[
             [i for kk, i in keys if kk == k]] for k in range(len(data_samples))]
-        for k, bx in enumerate(boxes):
-            if not torch.isfinite(bx).all():
-                raise ValueError(f'IPSDHook: data sample {k} holds non-finite gt boxes (NaN or '
-                                 'inf); fix or filter these annotations')
-        logits = self.box_logits(boxes)
-        rows_a = torch.as_tensor([row[(a, i)] for a, i, _, _ in matches], device=logits.device)
-        rows_b = torch.as_tensor([row[(b, j)] for _, _, b, j in matches], device=logits.device)
         classes = torch.stack([data_samples[a].gt_instances.labels[i]
-                               for a, i, _, _ in matches]).to(logits.device)
-        _check_classes(classes, self.cls_head().num_classes, type(self.cls_head()).__name__,
+                               for a, i, _, _ in matches])
+        num = self.cls_head().num_classes
+        # Both checks in one read from the device.
+        finite, largest = torch.stack([torch.isfinite(torch.cat(boxes)).all().long(),
+                                       classes.max().long()]).tolist()
+        if not finite:
+            bad = next(k for k, bx in enumerate(boxes) if not torch.isfinite(bx).all())
+            raise ValueError(f'IPSDHook: data sample {bad} holds non-finite gt boxes (NaN or '
+                             'inf); fix or filter these annotations')
+        _check_classes(largest, num, type(self.cls_head()).__name__,
                        "the dataset's classes must match the head's num_classes")
+        logits = self.box_logits(boxes)
+        rows_a, rows_b = to_device([[row[(a, i)] for a, i, _, _ in matches],
+                                    [row[(b, j)] for _, _, b, j in matches]], logits.device)
         total, stats['ipsd_gated'], count = self.loss.pair_sum(
-            logits[rows_a], logits[rows_b], classes, sigmoid=self.sigmoid)
+            logits[rows_a], logits[rows_b], classes.to(logits.device), sigmoid=self.sigmoid)
         norm, weight = self.normaliser()
-        stats['ipsd_kl_per_instance'] = float(total.detach()) / max(count, 1.0)
+        stats['ipsd_kl_per_instance'] = total.detach() / count.clamp(min=1)
         stats['ipsd_normaliser'] = norm
         return {'loss_ipsd': total * (weight / norm)}, stats
 

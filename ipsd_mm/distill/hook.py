@@ -89,9 +89,12 @@ class IPSDHook(Hook):
             weight = hook.weight()
             for key, value in terms.items():
                 losses[key] = value * weight
-            device = next(iter(terms.values())).device
+            # Logged, not summed (no 'loss' in their names). Tensors stay where they are and
+            # host numbers stay on the host: mmengine reads them after the step, so nothing
+            # here waits for the device.
             for key, value in stats.items():
-                losses[key] = torch.tensor(float(value), device=device)
+                losses[key] = value.detach().float() if isinstance(value, torch.Tensor) \
+                    else torch.tensor(float(value))
             return losses
 
         model.loss = loss_with_ipsd

@@ -78,17 +78,24 @@ class PairedDistillLoss:
         return kl.sum(-1) * t * t
 
     def pair_sum(self, logits_a: Tensor, logits_b: Tensor, classes: Tensor,
-                 weights: Optional[Tensor] = None,
-                 sigmoid: bool = False) -> Tuple[Tensor, int, float]:
+                 weights: Optional[Tensor] = None, sigmoid: bool = False,
+                 valid: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """``Σ_k weight_k · gate_k · T² · KL`` over N pairs, how many pairs the gate dropped,
-        and the weight distilled (``Σ_k weight_k · gate_k``: the elements the sum is over). A
-        zero attached to the graph when nothing distils.
+        and the weight distilled (``Σ_k weight_k · gate_k``: the elements the sum is over); all
+        three tensors, so nothing waits for the device. A zero attached to the graph when
+        nothing distils.
 
         ``weights``: (N,) per pair, or (N, 2) per member (A, B), of which the student's counts.
+        ``valid``: (N,) bool, the rows that are pairs at all; the others add nothing and are
+        not counted as gated.
         """
         if logits_a.shape[0] == 0:
-            return zero_like(logits_a, logits_b), 0, 0.0
+            return zero_like(logits_a, logits_b), *nothing_counted(logits_a)
         a_teaches, keep = self.teachers(logits_a, logits_b, classes, sigmoid)
+        if valid is not None:
+            keep, dropped = keep & valid, ~keep & valid
+        else:
+            dropped = ~keep
         teacher = torch.where(a_teaches[:, None], logits_a, logits_b)
         student = torch.where(a_teaches[:, None], logits_b, logits_a)
         kl = self.divergence(teacher, student, sigmoid)
@@ -99,32 +106,42 @@ class PairedDistillLoss:
         else:
             weights = weights.float()
         kept = weights * keep.float()
-        return (kl * kept).sum(), int((~keep).sum()), float(kept.sum())
+        return (kl * kept).sum(), dropped.sum(), kept.sum()
 
     def region_to_pixel_sum(self, region_a: Tensor, region_b: Tensor, classes: Tensor,
                             pixels_a: Tensor, owner_a: Tensor, pixels_b: Tensor,
-                            owner_b: Tensor) -> Tuple[Tensor, int, float]:
+                            owner_b: Tensor, valid: Optional[Tensor] = None
+                            ) -> Tuple[Tensor, Tensor, Tensor]:
         """``pixel`` mode: the teacher's region distribution is the target of every student
         pixel of that region. ``Σ`` over those pixels of ``T² · KL``, the pairs gated out and
-        the pixels distilled.
+        the pixels distilled (tensors, as :meth:`pair_sum`).
 
         Args:
             region_a, region_b: (N, C) region logits of the two members; they pick the teacher.
             classes: (N,) the class of each region pair.
-            pixels_a, pixels_b: (P_a, C) / (P_b, C) logits of the members' pixels in the regions.
-            owner_a, owner_b: (P_a,) / (P_b,) which region pair (0..N-1) each pixel belongs to.
+            pixels_a, pixels_b: (P_a, C) / (P_b, C) logits of the members' pixels.
+            owner_a, owner_b: (P_a,) / (P_b,) which region pair (0..N-1) each pixel belongs
+                to; -1 for a pixel in none. Masks, not selections: nothing waits for the device.
+            valid: (N,) bool, as in :meth:`pair_sum`.
         """
         if region_a.shape[0] == 0:
-            return zero_like(region_a, region_b, pixels_a, pixels_b), 0, 0.0
+            return zero_like(region_a, region_b, pixels_a, pixels_b), *nothing_counted(region_a)
         a_teaches, keep = self.teachers(region_a, region_b, classes)
+        if valid is not None:
+            keep, dropped = keep & valid, ~keep & valid
+        else:
+            dropped = ~keep
+        teacher = torch.where(a_teaches[:, None], region_a, region_b)
+        total, count = zero_like(region_a, region_b), region_a.new_zeros((), dtype=torch.float32)
         # A's pixels learn where B teaches, B's pixels where A teaches; gated pairs not at all.
-        learn_a, learn_b = (~a_teaches & keep)[owner_a], (a_teaches & keep)[owner_b]
-        pix = torch.cat([pixels_a[learn_a], pixels_b[learn_b]])
-        own = torch.cat([owner_a[learn_a], owner_b[learn_b]])
-        if pix.shape[0] == 0:
-            return zero_like(region_a, region_b, pixels_a, pixels_b), int((~keep).sum()), 0.0
-        teacher = torch.where(a_teaches[:, None], region_a, region_b)[own]
-        return self.divergence(teacher, pix).sum(), int((~keep).sum()), float(pix.shape[0])
+        for pixels, owner, learns in ((pixels_a, owner_a, ~a_teaches & keep),
+                                      (pixels_b, owner_b, a_teaches & keep)):
+            row = owner.clamp(min=0)
+            learning = ((owner >= 0) & learns[row]).float()
+            kl = self.divergence(teacher[row], pixels)
+            total = total + (kl * learning).sum()
+            count = count + learning.sum()
+        return total, dropped.sum(), count
 
 
 def paired_kl(logits_a: Tensor, logits_b: Tensor, classes: Tensor,
@@ -133,6 +150,12 @@ def paired_kl(logits_a: Tensor, logits_b: Tensor, classes: Tensor,
     classification recipe of the paper; a zero attached to the graph when N is 0."""
     total, _, _ = PairedDistillLoss(temperature).pair_sum(logits_a, logits_b, classes)
     return total / max(logits_a.shape[0], 1)
+
+
+def nothing_counted(like: Tensor) -> Tuple[Tensor, Tensor]:
+    """No pair gated, no element distilled, as tensors on ``like``'s device."""
+    return (torch.zeros((), dtype=torch.long, device=like.device),
+            torch.zeros((), dtype=torch.float32, device=like.device))
 
 
 def zero_like(*tensors: Tensor) -> Tensor:
