@@ -182,6 +182,22 @@ def test_batched_seg_term_equals_the_region_by_region_definition(mode, gate):
     assert terms['loss_ipsd'].item() == pytest.approx(total / norm, rel=1e-5)
 
 
+def test_seg_term_is_float32_under_autocast():
+    """Region sums run over thousands of logits: under AMP they must not be summed in half
+    precision (a bf16 product here is off by far more than the tolerance)."""
+    model = study('deeplabv3_r18-d8-w16_digit-scenes')
+    adapter = SegmentorAdapter(model, PairedDistillLoss(temperature=1.0))
+    batch = pair_batch('seg', 2, (64, 64), classes=[1, 2], block=16)
+    logits = torch.randn(2, model.decode_head.out_channels, 64, 64,
+                         generator=torch.Generator().manual_seed(0)) * 4 + 3
+    adapter.recorder.calls['decode'] = [logits]
+    exact = adapter.terms(batch['data_samples'])[0]['loss_ipsd'].item()
+    adapter.recorder.calls['decode'] = [logits]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        term = adapter.terms(batch['data_samples'])[0]['loss_ipsd']
+    assert term.dtype == torch.float32 and term.item() == pytest.approx(exact, rel=1e-5)
+
+
 def _capture_cls_avg_factor(head):
     """What the head passes its loss_cls as avg_factor, seen independently of the adapter."""
     seen = []

@@ -224,7 +224,9 @@ class SegmentorAdapter(Adapter):
         flat = labels.flatten(1)  # (B, P); ignore and unknown labels go to an extra bin
         flat = torch.where((flat >= 0) & (flat < num), flat, torch.full_like(flat, num))
         onehot = F.one_hot(flat, num + 1)[..., :num].to(z.dtype)  # (B, P, num)
-        sums, counts = torch.bmm(z, onehot), onehot.sum(1)  # (B, C, num), (B, num)
+        with torch.autocast(z.device.type, enabled=False):  # sums of thousands of logits
+            sums = torch.bmm(z, onehot)  # (B, C, num): float32 even under AMP
+        counts = onehot.sum(1)  # (B, num)
         pair, ia, ib, cls = to_device(list(zip(*rows)), logits.device)
         cnt = torch.stack([counts[ia, cls], counts[ib, cls]], 1)  # (N, 2) pixels per member
         present = (cnt > 0).all(1)  # a region can vanish at the logits' resolution
