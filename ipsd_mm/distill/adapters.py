@@ -222,7 +222,7 @@ class SegmentorAdapter(Adapter):
                        f'ignore_index ({self.heads[name].ignore_index}) and check num_classes')
         z = logits.float().flatten(2)  # (B, C, P)
         flat = labels.flatten(1)  # (B, P); ignore and unknown labels go to an extra bin
-        flat = torch.where((flat >= 0) & (flat < num), flat, torch.full_like(flat, num))
+        flat = torch.where((flat >= 0) & (flat < num), flat, num)
         onehot = F.one_hot(flat, num + 1)[..., :num].to(z.dtype)  # (B, P, num)
         with torch.autocast(z.device.type, enabled=False):  # sums of thousands of logits
             sums = torch.bmm(z, onehot)  # (B, C, num): float32 even under AMP

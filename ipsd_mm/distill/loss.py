@@ -65,6 +65,15 @@ class PairedDistillLoss:
             return a_teaches, teacher_prob.argmax(-1) == classes
         return a_teaches, torch.maximum(conf[0], conf[1]) >= self.gate_threshold
 
+    def kept(self, logits_a: Tensor, logits_b: Tensor, classes: Tensor, sigmoid: bool = False,
+             valid: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """:meth:`teachers`, restricted to the ``valid`` rows (all when None): where A teaches,
+        the rows that distil, and the rows the gate dropped."""
+        a_teaches, keep = self.teachers(logits_a, logits_b, classes, sigmoid)
+        if valid is None:
+            return a_teaches, keep, ~keep
+        return a_teaches, keep & valid, ~keep & valid
+
     def divergence(self, teacher: Tensor, student: Tensor, sigmoid: bool = False) -> Tensor:
         """Row-wise ``T² · KL(p_teacher ‖ p_student)`` of (N, C) logits, teacher detached."""
         t = self.temperature
@@ -91,11 +100,7 @@ class PairedDistillLoss:
         """
         if logits_a.shape[0] == 0:
             return zero_like(logits_a, logits_b), *nothing_counted(logits_a)
-        a_teaches, keep = self.teachers(logits_a, logits_b, classes, sigmoid)
-        if valid is not None:
-            keep, dropped = keep & valid, ~keep & valid
-        else:
-            dropped = ~keep
+        a_teaches, keep, dropped = self.kept(logits_a, logits_b, classes, sigmoid, valid)
         teacher = torch.where(a_teaches[:, None], logits_a, logits_b)
         student = torch.where(a_teaches[:, None], logits_b, logits_a)
         kl = self.divergence(teacher, student, sigmoid)
@@ -126,11 +131,7 @@ class PairedDistillLoss:
         """
         if region_a.shape[0] == 0:
             return zero_like(region_a, region_b, pixels_a, pixels_b), *nothing_counted(region_a)
-        a_teaches, keep = self.teachers(region_a, region_b, classes)
-        if valid is not None:
-            keep, dropped = keep & valid, ~keep & valid
-        else:
-            dropped = ~keep
+        a_teaches, keep, dropped = self.kept(region_a, region_b, classes, valid=valid)
         teacher = torch.where(a_teaches[:, None], region_a, region_b)
         total, count = zero_like(region_a, region_b), region_a.new_zeros((), dtype=torch.float32)
         # A's pixels learn where B teaches, B's pixels where A teaches; gated pairs not at all.
