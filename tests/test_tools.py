@@ -173,7 +173,7 @@ def test_accuracy_study_quick_runs_every_path_and_resumes(tmp_path):
     assert by[('faster-rcnn', 'pretrained', 'ipsd')]['swap']['prob'] == 1.0
     assert by[('faster-rcnn', 'pretrained', 'baseline')]['checkpoint'].endswith('-quick.pth')
     # The test split is what the runs evaluated on, and the pretrained checkpoint was loaded.
-    log = open(tmp_path / 'work' / 'logs' / 'faster-rcnn_pretrained_test_baseline_s0.log').read()
+    log = open(tmp_path / 'work' / 'logs' / 'faster-rcnn_pretrained_test_baseline_4it_s0.log').read()
     assert 'annotations/test.json' in log and 'resnet18-w16-quick.pth' in log
     proc = subprocess.run(command + ['--markdown'], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -200,6 +200,15 @@ def test_accuracy_table_pairs_by_seed_and_machine_with_a_t_interval():
     assert '+1.00 (n=1)' in text  # noKD against the baseline of its own machine, not 50
     assert '47.0@10 52.0@20' in text  # the baseline's mean curve on machine A
     assert 'M1: A' in text and 'M2: B' in text
+
+
+def test_accuracy_run_names_carry_a_non_default_schedule():
+    from accuracy_study import name_of
+    spec = dict(model='retinanet', start='pretrained', split='test', variant='baseline', tag='',
+                seed=0, iters=4000)
+    assert name_of(spec) == 'retinanet_pretrained_test_baseline_s0'
+    # A longer check of the same seed gets its own work_dir and log, not the standard run's.
+    assert name_of(dict(spec, iters=6000)) == 'retinanet_pretrained_test_baseline_6000it_s0'
 
 
 def test_accuracy_study_help_names_every_path():

@@ -197,8 +197,11 @@ def run_one(spec: dict) -> dict:
 
 
 def name_of(spec: dict) -> str:
+    """The run's work_dir and log name; a schedule other than the model's own is part of it, so
+    a longer check never writes over the log of the standard run of the same seed."""
+    schedule = '' if spec['iters'] == MODELS[spec['model']][4] else f"_{spec['iters']}it"
     return (f"{spec['model']}_{spec['start']}_{spec['split']}_{spec['variant']}{spec['tag']}"
-            f"_s{spec['seed']}")
+            f"{schedule}_s{spec['seed']}")
 
 
 def launch(spec: dict, log_dir: str) -> dict:
