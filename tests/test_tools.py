@@ -202,12 +202,12 @@ def test_accuracy_table_pairs_by_seed_and_machine_with_a_t_interval():
     assert 'M1: A' in text and 'M2: B' in text
 
 
-def test_accuracy_run_names_carry_a_non_default_schedule():
+def test_accuracy_run_names_carry_the_schedule():
     from accuracy_study import name_of
     spec = dict(model='retinanet', start='pretrained', split='test', variant='baseline', tag='',
                 seed=0, iters=4000)
-    assert name_of(spec) == 'retinanet_pretrained_test_baseline_s0'
-    # A longer check of the same seed gets its own work_dir and log, not the standard run's.
+    assert name_of(spec) == 'retinanet_pretrained_test_baseline_4000it_s0'
+    # A longer check of the same seed gets its own work_dir and log, not the 4,000 run's.
     assert name_of(dict(spec, iters=6000)) == 'retinanet_pretrained_test_baseline_6000it_s0'
 
 
