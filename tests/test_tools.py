@@ -2,6 +2,7 @@
 import glob
 import json
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -180,6 +181,60 @@ def test_accuracy_study_quick_runs_every_path_and_resumes(tmp_path):
     assert '0 runs to do' in proc.stdout + proc.stderr and '| :---' in proc.stdout
     for variant in ('baseline', 'ipsd', 'noswap', 'noKD'):
         assert f'| {variant} ' in proc.stdout
+
+
+# Runs one study run in-process and kills it (no clean-up, as a session's end would) right after
+# its first evaluation has saved the run's checkpoint.
+KILLED_AFTER_FIRST_EVALUATION = """
+import os, sys
+sys.path.insert(0, {tools!r})
+import accuracy_study as study
+from digit_configs import ensure_data
+args = study.parse_args({argv!r})
+ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val,
+            num_test=args.num_test, **study.SCENES)
+spec, = study.plan(args, [], study.machine())
+evaluated = study.RecordVal.after_val_epoch
+def after_val_epoch(self, runner, metrics=None):
+    evaluated(self, runner, metrics)
+    os._exit(3)
+study.RecordVal.after_val_epoch = after_val_epoch
+study.run_one(spec)
+"""
+
+
+def test_accuracy_study_resumes_a_run_stopped_part_way(tmp_path):
+    """A run killed after its first evaluation goes on from there when the study is started
+    again: its record has the whole curve and says where it resumed; its checkpoint is removed
+    once the result is recorded, and no other run can take it over."""
+    results, work = tmp_path / 'results.jsonl', tmp_path / 'work'
+    argv = ['--quick', '--models', 'retinanet', '--variants', 'baseline', '--starts', 'scratch',
+            '--data-root', str(tmp_path / 'data'), '--results', str(results),
+            '--work-dir', str(work)]
+    script = KILLED_AFTER_FIRST_EVALUATION.format(tools=osp.join(ROOT, 'tools'), argv=argv)
+    proc = subprocess.run([PY, '-c', script], capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    checkpoint = work / 'retinanet_scratch_val_baseline_4it_s0' / 'study_last.pth'
+    assert checkpoint.is_file() and not results.exists()
+
+    # Seed 1 finding seed 0's checkpoint in its work_dir refuses it, and says what to do.
+    other = work / 'retinanet_scratch_val_baseline_4it_s1'
+    other.mkdir()
+    shutil.copy(checkpoint, other / 'study_last.pth')
+    study = [PY, osp.join(ROOT, 'tools/accuracy_study.py')] + argv
+    proc = subprocess.run(study + ['--seeds', '1'], capture_output=True, text=True)
+    assert proc.returncode != 0 and not results.exists()
+    log = (work / 'logs' / 'retinanet_scratch_val_baseline_4it_s1.log').read_text()
+    assert 'saved by another run or machine' in log and 'delete it to start this run over' in log
+
+    proc = subprocess.run(study, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run, = [json.loads(line) for line in open(results)]
+    assert run['seed'] == 0 and run['resumed_at'] == [2]
+    assert [it for it, _ in run['curve']] == [2, 4]  # the evaluation before the kill is kept
+    assert not checkpoint.exists()
+    log = (work / 'logs' / 'retinanet_scratch_val_baseline_4it_s0.log').read_text()
+    assert 'Advance dataloader 2 steps' in log  # trained on from iteration 2, not from 0
 
 
 def test_accuracy_table_pairs_by_seed_and_machine_with_a_t_interval():

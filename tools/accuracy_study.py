@@ -14,7 +14,11 @@ Each run trains in its own process (one thread) and is evaluated every ``--val-i
 iterations, so the table shows whether the baseline has converged. Runs are appended to a
 results file committed with the repository (``benchmarks/accuracy_study.jsonl``) as they
 finish, each with the machine it ran on; a rerun skips what is there, so a study resumes across
-sessions and machines. A difference is always paired: each IPSD-side run against the baseline of
+sessions and machines. A run that is stopped part way (a session ends) resumes from its last
+evaluation when it is started again on the same machine: each evaluation saves the run's
+checkpoint (``<work_dir>/<run>/study_last.pth``, removed once the result is recorded), and the
+record lists the iterations it resumed at (``resumed_at``), since a resumed run is not
+bit-identical to an unbroken one. A difference is always paired: each IPSD-side run against the baseline of
 the same seed, start, split and machine, which is scheduled too when it is missing.
 
     python tools/accuracy_study.py --models deeplabv3 --variants baseline --seeds 0 1 2 3 4 --split test
@@ -130,15 +134,37 @@ def machine_id(m: dict) -> str:
     return f"{m['cpu']} | torch {m['torch']} | {m['threads']} thread(s)"
 
 
-class RecordVal(Hook):
-    """Keeps (iteration, metric) of every validation; a metric that is missing (CocoMetric
-    with no detections at all) scores 0."""
+CHECKPOINT = 'study_last.pth'  # a run's state at its last evaluation, in its work_dir
 
-    def __init__(self, key: str):
-        self.key, self.curve = key, []
+
+def run_key(spec: dict, here: dict) -> str:
+    """What a checkpoint must have been written by to be resumed: this run, on this machine."""
+    return json.dumps(key_of(dict(spec, machine=here)) + (spec['val_interval'], ))
+
+
+class RecordVal(Hook):
+    """Keeps (iteration, metric) of every validation, then saves the run's checkpoint, so that a
+    run stopped part way resumes from its last evaluation with its curve. The curve and the
+    iterations resumed at live in the message hub, which the checkpoint carries. A metric that
+    is missing (CocoMetric with no detections at all) scores 0."""
+
+    def __init__(self, key: str, run: str):
+        self.key, self.run = key, run
+
+    def before_train(self, runner) -> None:
+        if runner.iter:  # resumed
+            resumed = runner.message_hub.get_info('study/resumed_at', []) + [runner.iter]
+            runner.message_hub.update_info('study/resumed_at', resumed)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self.curve.append((runner.iter, float((metrics or {}).get(self.key, 0.0))))
+        hub = runner.message_hub
+        value = float((metrics or {}).get(self.key, 0.0))
+        hub.update_info('study/curve', hub.get_info('study/curve', []) + [(runner.iter, value)])
+        partial = CHECKPOINT + '.part'  # a kill while saving leaves the last good one in place
+        runner.save_checkpoint(runner.work_dir, partial,
+                               meta=dict(epoch=runner.epoch, iter=runner.iter,
+                                         study_run=self.run))
+        os.replace(osp.join(runner.work_dir, partial), osp.join(runner.work_dir, CHECKPOINT))
 
 
 def build_config(spec: dict):
@@ -181,12 +207,21 @@ def run_one(spec: dict) -> dict:
     torch.set_num_threads(1)
     cfg, metric = build_config(spec)
     scale = MODELS[spec['model']][3]
+    run = run_key(spec, machine())
+    checkpoint = osp.join(spec['work_dir'], CHECKPOINT)
+    if osp.isfile(checkpoint):
+        saved = torch.load(checkpoint, map_location='cpu', weights_only=True)['meta']
+        if saved.get('study_run') != run:
+            raise RuntimeError(
+                f'{checkpoint} was saved by another run or machine ({saved.get("study_run")}), '
+                f'not this one ({run}); delete it to start this run over')
+        cfg.load_from, cfg.resume = checkpoint, True
     runner = Runner.from_cfg(cfg)
-    record = RecordVal(metric)
-    runner.register_hook(record, priority='LOWEST')
+    runner.register_hook(RecordVal(metric, run), priority='LOWEST')
     runner.train()
-    times = np.asarray(runner.message_hub.get_scalar('train/time').data[0])
-    curve = [(it, value * scale) for it, value in record.curve]
+    hub = runner.message_hub
+    times = np.asarray(hub.get_scalar('train/time').data[0])
+    curve = [(it, value * scale) for it, value in hub.get_info('study/curve')]
     swap, hook = None, None
     if spec['variant'] != 'baseline':  # the options in effect, defaults included
         from dataclasses import asdict
@@ -197,7 +232,8 @@ def run_one(spec: dict) -> dict:
                     mode=ipsd_hook.mode, warmup_iters=ipsd_hook.warmup_iters,
                     use_aux=ipsd_hook.use_aux)
     return dict(spec, curve=curve, final=curve[-1][1], machine=machine(), swap=swap, hook=hook,
-                sec_per_iter=float(times[min(5, len(times) - 1):].mean()))
+                sec_per_iter=float(times[min(5, len(times) - 1):].mean()),
+                resumed_at=hub.get_info('study/resumed_at', []))
 
 
 def name_of(spec: dict) -> str:
@@ -212,7 +248,8 @@ def launch(spec: dict, log_dir: str) -> dict:
     name = name_of(spec)
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     log_file = osp.join(log_dir, name + '.log')
-    with open(log_file, 'w') as log:
+    resuming = osp.isfile(osp.join(spec['work_dir'], CHECKPOINT))
+    with open(log_file, 'a' if resuming else 'w') as log:  # a resumed run's log goes on
         proc = subprocess.run([sys.executable, __file__, '--run-one', json.dumps(spec)],
                               stdout=log, stderr=subprocess.STDOUT, env=env, cwd=TOOLS)
     if proc.returncode:
@@ -297,6 +334,7 @@ def main(args) -> None:
             for result in pool.map(lambda s: launch(s, log_dir), specs):
                 with open(args.results, 'a') as out:  # appended as each run finishes
                     out.write(json.dumps(result) + '\n')
+                os.remove(osp.join(result['work_dir'], CHECKPOINT))  # recorded: not needed
                 done.append(result)
                 print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
                           f'({len(done)} results)', logger='current')
