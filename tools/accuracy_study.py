@@ -18,8 +18,8 @@ sessions and machines. A run that is stopped part way (a session ends) resumes f
 evaluation when it is started again on the same machine: each evaluation saves the run's
 checkpoint (``<work_dir>/<run>/study_last.pth``, removed once the result is recorded), and the
 record lists the iterations it resumed at (``resumed_at``), since a resumed run is not
-bit-identical to an unbroken one. A difference is always paired: each IPSD-side run against the baseline of
-the same seed, start, split and machine, which is scheduled too when it is missing.
+bit-identical to an unbroken one. A difference is always paired: each IPSD-side run against the
+baseline of the same seed, start, split and machine, which is scheduled too when it is missing.
 
     python tools/accuracy_study.py --models deeplabv3 --variants baseline --seeds 0 1 2 3 4 --split test
     python tools/accuracy_study.py --models retinanet --variants ipsd noswap noKD --tag _g1 \\
