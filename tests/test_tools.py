@@ -257,6 +257,28 @@ def test_accuracy_table_pairs_by_seed_and_machine_with_a_t_interval():
     assert 'M1: A' in text and 'M2: B' in text
 
 
+def test_accuracy_study_says_which_runs_it_repeats_from_another_machine(tmp_path):
+    """A study started again on a new machine runs the runs the file holds from another machine
+    again (a row and its pairs are of one machine), and says so, naming that machine; what this
+    machine has done is neither repeated nor mentioned."""
+    import accuracy_study as study
+    here, there = study.machine(), dict(cpu='Other CPU', torch='2.0', threads=1)
+    args = study.parse_args(['--models', 'retinanet', '--variants', 'baseline', '--starts',
+                             'scratch', '--seeds', '0', '1', '2', '--iters', '20',
+                             '--val-interval', '10', '--data-root', str(tmp_path)])
+
+    def record(seed, where):
+        spec, = [s for s in study.plan(args, [], here) if s['seed'] == seed]
+        return dict(spec, machine=where, curve=[[20, 50.0]], final=50.0)
+    done = [record(0, there), record(1, there), record(1, here)]
+    specs = study.plan(args, done, here)
+    assert sorted(s['seed'] for s in specs) == [0, 2]  # seed 1 is done here; 0 only there
+    said = study.done_elsewhere(specs, done, here)
+    assert said.startswith('1 of them are in the results file from another machine only')
+    assert 'Other CPU | torch 2.0 | 1 thread(s)' in said and 'run again here' in said
+    assert study.done_elsewhere(study.plan(args, done + [record(0, here)], here), done, here) == ''
+
+
 def test_accuracy_run_names_carry_the_schedule():
     from accuracy_study import name_of
     spec = dict(model='retinanet', start='pretrained', split='test', variant='baseline', tag='',

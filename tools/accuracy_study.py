@@ -11,15 +11,17 @@ scenes: search here) or ``test`` (1,000 scenes from another random stream, for t
 confirmation).
 
 Each run trains in its own process (one thread) and is evaluated every ``--val-interval``
-iterations, so the table shows whether the baseline has converged. Runs are appended to a
-results file committed with the repository (``benchmarks/accuracy_study.jsonl``) as they
-finish, each with the machine it ran on; a rerun skips what is there, so a study resumes across
-sessions and machines. A run that is stopped part way (a session ends) resumes from its last
-evaluation when it is started again on the same machine: each evaluation saves the run's
-checkpoint (``<work_dir>/<run>/study_last.pth``, removed once the result is recorded), and the
-record lists the iterations it resumed at (``resumed_at``), since a resumed run is not
-bit-identical to an unbroken one. A difference is always paired: each IPSD-side run against the
-baseline of the same seed, start, split and machine, which is scheduled too when it is missing.
+iterations, so the table shows whether the baseline has converged. Runs are appended to a results
+file committed with the repository (``benchmarks/accuracy_study.jsonl``) as they finish, each with
+the machine it ran on, so no result is lost with a machine. A rerun skips what this machine has
+done, so a study resumes across sessions; on another machine it runs them again (and says how
+many), since a row of the table and its pairs are of one machine. A run that is stopped part way (a
+session ends) resumes from its last evaluation when it is started again on the same machine: each
+evaluation saves the run's checkpoint (``<work_dir>/<run>/study_last.pth``, removed once the result
+is recorded), and the record lists the iterations it resumed at (``resumed_at``), since a resumed
+run is not bit-identical to an unbroken one. A difference is always paired: each IPSD-side run
+against the baseline of the same seed, start, split and machine, which is scheduled too when it is
+missing.
 
     python tools/accuracy_study.py --models deeplabv3 --variants baseline --seeds 0 1 2 3 4 --split test
     python tools/accuracy_study.py --models retinanet --variants ipsd noswap noKD --tag _g1 \\
@@ -32,6 +34,7 @@ smoke run (tiny data, a few iterations); its numbers mean nothing.
 """
 import argparse
 import json
+import logging
 import os
 import os.path as osp
 import platform
@@ -317,6 +320,22 @@ def plan(args, done: list, here: dict) -> list:
     return wanted
 
 
+def done_elsewhere(specs: list, done: list, here: dict) -> str:
+    """Says how many of the runs to do the results file holds from another machine only, and
+    that they run again here: a row and its pairs are of one machine. Empty when none."""
+    wanted = {key_of(spec, with_machine=False) for spec in specs}
+    machines = {}
+    for r in done:
+        if key_of(r, with_machine=False) in wanted and r['machine'] != here:
+            machines.setdefault(machine_id(r['machine']), set()).add(key_of(r, False))
+    if not machines:
+        return ''
+    count = len(set.union(*machines.values()))
+    return (f'{count} of them are in the results file from another machine only ('
+            + '; '.join(sorted(machines)) + '): they run again here, so that every row and pair '
+            'of the table is of one machine; those results stay and keep their own rows')
+
+
 def main(args) -> None:
     from digit_configs import ensure_data
     done = load_results(args.results)
@@ -330,6 +349,9 @@ def main(args) -> None:
         specs = plan(args, done, here)
         print_log(f'{len(specs)} runs to do on {machine_id(here)}, {len(done)} results in '
                   f'{args.results}', logger='current')
+        elsewhere = done_elsewhere(specs, done, here)
+        if elsewhere:
+            print_log(elsewhere, logger='current', level=logging.WARNING)
         with ThreadPoolExecutor(args.jobs) as pool:
             for result in pool.map(lambda s: launch(s, log_dir), specs):
                 with open(args.results, 'a') as out:  # appended as each run finishes

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a study plan: each line of PLAN (comments and blank lines skipped) is one call of
-# tools/accuracy_study.py with those arguments. The study skips the runs its results file already
-# holds, so running a plan again resumes it, on this machine or the next.
+# tools/accuracy_study.py with those arguments. The study skips the runs its results file holds
+# from this machine, so running a plan again resumes it; on another machine it runs them again.
 #
 #   bash tools/run_plan.sh benchmarks/search_plan.txt [extra accuracy_study.py arguments]
 set -uo pipefail
