@@ -273,10 +273,10 @@ def test_accuracy_study_says_which_runs_it_repeats_from_another_machine(tmp_path
     done = [record(0, there), record(1, there), record(1, here)]
     specs = study.plan(args, done, here)
     assert sorted(s['seed'] for s in specs) == [0, 2]  # seed 1 is done here; 0 only there
-    said = study.done_elsewhere(specs, done, here)
+    said = study.done_elsewhere(specs, done)
     assert said.startswith('1 of them are in the results file from another machine only')
     assert 'Other CPU | torch 2.0 | 1 thread(s)' in said and 'run again here' in said
-    assert study.done_elsewhere(study.plan(args, done + [record(0, here)], here), done, here) == ''
+    assert study.done_elsewhere(study.plan(args, done + [record(0, here)], here), done) == ''
 
 
 def test_accuracy_run_names_carry_the_schedule():

@@ -320,19 +320,17 @@ def plan(args, done: list, here: dict) -> list:
     return wanted
 
 
-def done_elsewhere(specs: list, done: list, here: dict) -> str:
+def done_elsewhere(specs: list, done: list) -> str:
     """Says how many of the runs to do the results file holds from another machine only, and
     that they run again here: a row and its pairs are of one machine. Empty when none."""
-    wanted = {key_of(spec, with_machine=False) for spec in specs}
-    machines = {}
-    for r in done:
-        if key_of(r, with_machine=False) in wanted and r['machine'] != here:
-            machines.setdefault(machine_id(r['machine']), set()).add(key_of(r, False))
-    if not machines:
+    wanted = {key_of(spec, with_machine=False) for spec in specs}  # none of them done here
+    elsewhere = [r for r in done if key_of(r, with_machine=False) in wanted]
+    if not elsewhere:
         return ''
-    count = len(set.union(*machines.values()))
+    count = len({key_of(r, with_machine=False) for r in elsewhere})
+    machines = sorted({machine_id(r['machine']) for r in elsewhere})
     return (f'{count} of them are in the results file from another machine only ('
-            + '; '.join(sorted(machines)) + '): they run again here, so that every row and pair '
+            + '; '.join(machines) + '): they run again here, so that every row and pair '
             'of the table is of one machine; those results stay and keep their own rows')
 
 
@@ -349,7 +347,7 @@ def main(args) -> None:
         specs = plan(args, done, here)
         print_log(f'{len(specs)} runs to do on {machine_id(here)}, {len(done)} results in '
                   f'{args.results}', logger='current')
-        elsewhere = done_elsewhere(specs, done, here)
+        elsewhere = done_elsewhere(specs, done)
         if elsewhere:
             print_log(elsewhere, logger='current', level=logging.WARNING)
         with ThreadPoolExecutor(args.jobs) as pool:
