@@ -5,13 +5,13 @@ import sys
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.join(ROOT, 'tools'))  # the tools/ scripts under test (accuracy_study)
 
 
 @pytest.fixture(scope='session')
 def digit_scenes(tmp_path_factory):
     """A tiny DigitScenes (COCO json + images for mmdet, images + label PNGs for mmseg)."""
-    from make_digit_scenes import make_digit_scenes
+    from ipsd_mm.testing.digit_scenes import make_digit_scenes
     root = str(tmp_path_factory.mktemp('digit_scenes'))
     make_digit_scenes(root, num_train=12, num_val=4, size=(64, 64), num_digits=(2, 4),
                       scale=(16, 32), seed=0)

@@ -1,5 +1,5 @@
 """What several test files share: dataset configs on a test's own DigitScenes."""
-from make_digit_scenes import CLASSES, SEG_CLASSES  # tools/ is on sys.path (conftest)
+from ipsd_mm.testing.digit_scenes import CLASSES, SEG_CLASSES
 
 
 def seg_dataset_cfg(root, pipeline):

@@ -3,7 +3,7 @@ import os.path as osp
 
 from mmengine.config import Config
 
-from digit_configs import point_to  # tools/ is on sys.path (conftest)
+from ipsd_mm.testing.digit_configs import point_to
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
 

@@ -8,7 +8,7 @@ import shutil
 import cv2
 import numpy as np
 
-from make_digit_scenes import make_digit_scenes
+from ipsd_mm.testing.digit_scenes import make_digit_scenes
 
 
 def _scenes(root: str) -> dict:

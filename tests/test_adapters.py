@@ -13,10 +13,11 @@ from mmengine.registry import MODELS, init_default_scope
 
 import ipsd_mm  # noqa: F401
 from ipsd_mm.distill import IPSDHook, PairedDistillLoss
-from ipsd_mm.distill.adapters import SegmentorAdapter, build_adapter
+from ipsd_mm.distill import build_adapter
+from ipsd_mm.distill.segmentor import SegmentorAdapter
 from ipsd_mm.pair_meta import CLASSES
 from runner_utils import CONFIGS
-from synthetic import for_cpu, pair_batch
+from ipsd_mm.testing.synthetic import for_cpu, pair_batch
 
 
 def lib_config(scope: str, rel: str) -> Config:

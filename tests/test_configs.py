@@ -11,8 +11,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 from mmengine.utils import import_modules_from_strings
 
-from digit_configs import point_to
-from synthetic import for_cpu
+from ipsd_mm.testing.digit_configs import point_to
+from ipsd_mm.testing.synthetic import for_cpu
 from runner_utils import CONFIGS
 from standins import write_standins
 
@@ -140,3 +140,25 @@ def test_ipsd_config_dumps_and_reloads(tmp_path):
     again = Config.fromfile(dumped)
     assert again.train_dataloader.dataset.type == 'IntraClassPairDataset'
     assert again.train_dataloader.dataset.dataset.pipeline[-1].type != 'PackDetInputs'
+
+
+@pytest.mark.parametrize('base', ['_base_/ipsd_seg.py', '_base_/ipsd_det.py'])
+def test_base_configs_spell_the_code_defaults(base):
+    """The base configs write every hook option out (a config records its experiment), and
+    each value is the code's default: the one owner, IPSDHook's or PairedDistillLoss's
+    signature. A default changed in code fails here until the base config follows."""
+    import inspect
+
+    from ipsd_mm.distill import IPSDHook, PairedDistillLoss
+    defaults = {name: p.default for cls in (IPSDHook, PairedDistillLoss)
+                for name, p in inspect.signature(cls).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    hook, = Config.fromfile(osp.join(CONFIGS, base)).custom_hooks
+    options = {k: v for k, v in hook.items() if k != 'type'}
+    assert options, base
+    for key, value in options.items():
+        assert key in defaults, f'{base}: {key} is no option of IPSDHook'
+        assert value == defaults[key], f'{base}: {key}={value!r}, code default {defaults[key]!r}'
+    missing = set(defaults) - set(options) - {'use_aux'} - (
+        {'mode'} if base.endswith('det.py') else set())  # segmentor-only options
+    assert not missing, f'{base} does not spell out {sorted(missing)}'

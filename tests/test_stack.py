@@ -31,8 +31,8 @@ def test_import_registers_everything():
     from mmengine.registry import FUNCTIONS, HOOKS
     from mmseg.registry import DATASETS as SEG_DATASETS
     from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS
-    assert DET_TRANSFORMS.get('IntraClassPatchSwap') is ipsd_mm.DetIntraClassPatchSwap
-    assert SEG_TRANSFORMS.get('IntraClassPatchSwap') is ipsd_mm.SegIntraClassPatchSwap
+    assert DET_TRANSFORMS.get('IntraClassPatchSwap') is ipsd_mm.det.DetIntraClassPatchSwap
+    assert SEG_TRANSFORMS.get('IntraClassPatchSwap') is ipsd_mm.seg.SegIntraClassPatchSwap
     assert DET_DATASETS.get('IntraClassPairDataset') is not None
     assert SEG_DATASETS.get('IntraClassPairDataset') is not None
     assert HOOKS.get('IPSDHook') is ipsd_mm.IPSDHook
@@ -91,3 +91,40 @@ def test_weights_only_still_refuses_other_getattr(tmp_path):
     torch.save({'x': _Sneaky()}, path)
     with pytest.raises(Exception, match='refusing getattr'):
         torch.load(path)
+
+
+# A fresh interpreter where one library cannot be imported (None in sys.modules: `import` fails
+# and importlib finds no spec), training the other library's IPSD demo config for two steps.
+ONE_SIDE_ONLY = """
+import sys
+sys.modules[{blocked!r}] = None
+sys.path[:0] = [{tests!r}, {tools!r}]
+from mmengine.runner import Runner
+from runner_utils import tiny_cfg
+import ipsd_mm
+runner = Runner.from_cfg(tiny_cfg({config!r}, {root!r}, {work!r}, iters=2))
+runner.train()
+loaded = sorted(m for m, v in sys.modules.items() if m.split('.')[0] == {blocked!r} and v)
+print('SIDES', ipsd_mm.SIDES, 'LOADED', loaded,
+      'IPSD', runner.message_hub.get_scalar('train/loss_ipsd').current())
+"""
+
+
+@pytest.mark.parametrize('side,blocked,config', [
+    ('seg', 'mmdet', 'demo/deeplabv3_r18-d8_digit-scenes_ipsd.py'),
+    ('det', 'mmseg', 'demo/retinanet_r18_fpn_digit-scenes_ipsd.py')])
+def test_each_side_trains_without_the_other_library(side, blocked, config, digit_scenes,
+                                                    tmp_path):
+    """A segmentation user needs no MMDetection, a detection user no MMSegmentation: the
+    config's ``custom_imports=['ipsd_mm.<side>']`` and ``import ipsd_mm`` work without it."""
+    import subprocess
+    import sys
+    tests = osp.dirname(osp.abspath(__file__))
+    script = ONE_SIDE_ONLY.format(blocked=blocked, tests=tests,
+                                  tools=osp.join(osp.dirname(tests), 'tools'), config=config,
+                                  root=digit_scenes, work=str(tmp_path / 'work'))
+    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = proc.stdout.strip().splitlines()[-1]
+    assert f"SIDES ('{side}',) LOADED [] IPSD" in line, line
+    assert math.isfinite(float(line.split()[-1]))

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from ipsd_mm.swap import SemanticSwapOptions, swap_semantic
 from ipsd_mm.swap.grid import swap_regions
 from ipsd_mm.swap.semantic import image_grids
-from synthetic import blocky
+from ipsd_mm.testing.synthetic import blocky
 
 IGNORE = 255
 

@@ -11,7 +11,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from make_digit_scenes import load_digit_pool, make_digit_scenes
+from ipsd_mm.testing.digit_scenes import load_digit_pool, make_digit_scenes
 from runner_utils import CONFIGS
 
 ROOT = osp.dirname(CONFIGS)
@@ -145,7 +145,7 @@ def test_browse_pairs_names_a_config_without_pairs(digit_scenes, tmp_path):
     from mmengine.config import Config
 
     from browse_pairs import browse
-    from digit_configs import point_to
+    from ipsd_mm.testing.digit_configs import point_to
     cfg = Config.fromfile(osp.join(CONFIGS, 'demo/deeplabv3_r18-d8_digit-scenes.py'))
     point_to(cfg._cfg_dict, digit_scenes)
     with pytest.raises(ValueError, match='IntraClassPairDataset'):
@@ -189,7 +189,7 @@ KILLED_AFTER_FIRST_EVALUATION = """
 import os, sys
 sys.path.insert(0, {tools!r})
 import accuracy_study as study
-from digit_configs import ensure_data
+from ipsd_mm.testing.digit_configs import ensure_data
 args = study.parse_args({argv!r})
 ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val,
             num_test=args.num_test, **study.SCENES)

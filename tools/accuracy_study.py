@@ -174,7 +174,7 @@ def build_config(spec: dict):
     """The config of one run: model, variant, start, split, seed and schedule applied."""
     from mmengine.config import Config
 
-    from digit_configs import evaluate_on, point_to, set_schedule
+    from ipsd_mm.testing.digit_configs import evaluate_on, point_to, set_schedule
     config, metric = MODELS[spec['model']][:2]
     ipsd = spec['variant'] != 'baseline'
     cfg = Config.fromfile(osp.join(CONFIGS, config + ('_ipsd' if ipsd else '') + '.py'))
@@ -335,7 +335,7 @@ def done_elsewhere(specs: list, done: list) -> str:
 
 
 def main(args) -> None:
-    from digit_configs import ensure_data
+    from ipsd_mm.testing.digit_configs import ensure_data
     done = load_results(args.results)
     if not args.table:
         here = machine()

@@ -22,7 +22,7 @@ import numpy as np
 from prettytable import PrettyTable
 
 import ipsd_mm  # noqa: F401  (registrations, compat)
-from synthetic import blocky, for_cpu, pair_batch
+from ipsd_mm.testing.synthetic import blocky, for_cpu, pair_batch
 
 
 def parse_args():

@@ -32,7 +32,7 @@ SIZE = 32
 
 def make_crops(num: int, seed: int):
     """``num`` (crop uint8 HxWx3, class) pairs; class 10 is background only."""
-    from make_digit_scenes import printed_glyph, texture
+    from ipsd_mm.testing.digit_scenes import printed_glyph, texture
     rng = np.random.default_rng([seed, 7])
     crops, labels = np.zeros((num, SIZE, SIZE, 3), np.uint8), np.zeros(num, np.int64)
     for k in range(num):

@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 
 import ipsd_mm  # noqa: F401  (compat, registrations)
 from browse_pairs import browse
-from digit_configs import ensure_data, point_to, set_schedule
+from ipsd_mm.testing.digit_configs import ensure_data, point_to, set_schedule
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'demo')
 EXPERIMENTS = {

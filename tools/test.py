@@ -6,7 +6,7 @@
 import argparse
 
 from ipsd_mm.compat import setup_cpu_distributed
-from train import build_runner, load_config, parse_common_args
+from ipsd_mm.cli import build_runner, load_config, parse_common_args
 
 
 def parse_args():

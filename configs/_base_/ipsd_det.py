@@ -3,7 +3,7 @@
 # keywords set IntraClassPatchSwap's options (see configs/det/*_ipsd.py and docs/method.md).
 # Change them from a child config or the command line like any key:
 #   --cfg-options train_dataloader.dataset.swap.box_grid=1 custom_hooks.0.loss_weight=0.5
-custom_imports = dict(imports=['ipsd_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['ipsd_mm.det'], allow_failed_imports=False)
 
 custom_hooks = [
     dict(

@@ -1,11 +1,7 @@
 """The data side: the swap transform, the class index, intra-class pairs and their collate
-function."""
+function. This package imports neither mmdet nor mmseg: the library-specific registrations are
+its ``seg_*`` and ``det_*`` modules, imported by :mod:`ipsd_mm.seg` and :mod:`ipsd_mm.det`."""
 from .class_index import detection_class_index, segmentation_class_index
 from .collate import pair_collate
-from .pair_dataset import DetIntraClassPairDataset, SegIntraClassPairDataset
-from .transforms import DetIntraClassPatchSwap, SegIntraClassPatchSwap
 
-__all__ = [
-    'DetIntraClassPairDataset', 'DetIntraClassPatchSwap', 'SegIntraClassPairDataset',
-    'SegIntraClassPatchSwap', 'detection_class_index', 'pair_collate', 'segmentation_class_index'
-]
+__all__ = ['detection_class_index', 'pair_collate', 'segmentation_class_index']

@@ -1,25 +1,21 @@
-"""``IntraClassPairDataset``: each item is an anchor and a partner that share a class, swapped
-and packed, ready for :func:`pair_collate`."""
+"""What mmseg's and mmdet's ``IntraClassPairDataset`` share: each item is an anchor and a partner
+that share a class, swapped and packed, ready for :func:`pair_collate`. The registered classes
+are in ``seg_pair_dataset.py`` (mmseg) and ``det_pair_dataset.py`` (mmdet)."""
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmcv.transforms import Compose
-from mmdet.registry import DATASETS as DET_DATASETS
-from mmdet.registry import TRANSFORMS as DET_TRANSFORMS
 from mmengine.dataset import BaseDataset
 from mmengine.dataset.base_dataset import force_full_init
 from mmengine.registry import Registry
-from mmseg.registry import DATASETS as SEG_DATASETS
-from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS
 
-from ..pair_meta import ANCHOR, CLASSES, INSTANCE_PAIRS, PARTNER, ROLE, SWAP_RECORD
-from .class_index import (ClassIndex, detection_class_index, resolve_cache_option,
-                          segmentation_class_index)
+from ..pair_meta import ANCHOR, PARTNER, ROLE, SWAP_RECORD
+from .class_index import ClassIndex, resolve_cache_option
 from .rng import ProcessRNG
 
 
-class _IntraClassPairDataset:
+class IntraClassPairDatasetBase:
     """Pairs each image with another image of one of its classes.
 
     Item ``i`` is anchor ``i`` and a partner ``j != i``: a class is drawn uniformly among the
@@ -199,23 +195,3 @@ class _IntraClassPairDataset:
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(dataset={type(self.dataset).__name__}, '
                 f'len={len(self.dataset)}, swap={self.swap!r})')
-
-
-@DET_DATASETS.register_module(name='IntraClassPairDataset')
-class DetIntraClassPairDataset(_IntraClassPairDataset):
-    __doc__ = _IntraClassPairDataset.__doc__
-    _datasets, _transforms = DET_DATASETS, DET_TRANSFORMS
-    _pack_name, _record_key, _meta_key = 'PackDetInputs', 'instance_pairs', INSTANCE_PAIRS
-
-    def _build_class_index(self) -> ClassIndex:
-        return detection_class_index(self.dataset)
-
-
-@SEG_DATASETS.register_module(name='IntraClassPairDataset')
-class SegIntraClassPairDataset(_IntraClassPairDataset):
-    __doc__ = _IntraClassPairDataset.__doc__
-    _datasets, _transforms = SEG_DATASETS, SEG_TRANSFORMS
-    _pack_name, _record_key, _meta_key = 'PackSegInputs', 'classes', CLASSES
-
-    def _build_class_index(self) -> ClassIndex:
-        return segmentation_class_index(self.dataset, self.class_index_cache)

@@ -1,7 +1,14 @@
-"""The distillation side: paired KL (``loss``), logits per model family (``adapters``) and the
-hook that adds the term to training (``hook``)."""
-from .adapters import build_adapter
+"""The distillation side: the paired KL (``loss.py``), the recorder of a training forward
+(``recorder.py``), the pairs of a batch (``pairs.py``), the adapter interface and lookup
+(``adapter.py``), one adapter per model family (``segmentor.py``; ``two_stage.py`` and
+``dense_head.py`` on ``detector.py``) and the hook that adds the term to training (``hook.py``).
+This package imports neither mmdet nor mmseg: the adapters of each library are imported by
+:mod:`ipsd_mm.seg` and :mod:`ipsd_mm.det`."""
+from .adapter import Adapter, BatchTerms, build_adapter, register_adapter
 from .hook import IPSDHook
-from .loss import PairedDistillLoss, paired_kl
+from .loss import PairedDistillLoss, PairSum, paired_kl
 
-__all__ = ['IPSDHook', 'PairedDistillLoss', 'build_adapter', 'paired_kl']
+__all__ = [
+    'Adapter', 'BatchTerms', 'IPSDHook', 'PairSum', 'PairedDistillLoss', 'build_adapter',
+    'paired_kl', 'register_adapter'
+]

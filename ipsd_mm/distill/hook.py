@@ -1,107 +1,109 @@
 """``IPSDHook``: adds the intra-class distillation term to a model's training loss."""
-import math
-from typing import Optional
+import inspect
+from functools import partial
+from typing import Any, Callable, Optional
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+from torch import nn
 
-from .adapters import Adapter, build_adapter, check_pair_metadata
+from ..validate import to_bool, to_choice, to_int, to_number
+from .adapter import Adapter, build_adapter
 from .loss import PairedDistillLoss
+from .pairs import check_pair_metadata
+
+MODES = ('region', 'pixel')
+#: the options IPSDHook passes to PairedDistillLoss, which owns their defaults
+LOSS_OPTIONS = tuple(inspect.signature(PairedDistillLoss).parameters)
 
 
 @HOOKS.register_module()
 class IPSDHook(Hook):
     """Instance-to-instance distillation between the members of intra-class pairs.
 
-    At ``before_run`` it builds the loss (temperature, gate) and the adapter for the model's
-    family, and wraps the (DDP-unwrapped) model's ``loss``, so the term is computed inside the
-    DDP forward and under AMP autocast: the returned dict gains ``loss_ipsd`` (``loss_weight``
-    times the paired KL normalised as the task's classification loss is, ramped up linearly over
+    At ``before_run`` it builds the adapter for the model's family and wraps the (DDP-unwrapped)
+    model's ``loss`` with :meth:`loss_with_ipsd`, so the term is computed inside the DDP forward
+    and under AMP autocast: the returned dict gains ``loss_ipsd`` (``loss_weight`` times the
+    paired KL normalised as the task's classification loss is, ramped up linearly over
     ``warmup_iters``) and the counts ``ipsd_pairs``, ``ipsd_regions`` or ``ipsd_instances``,
     ``ipsd_empty_pairs`` (pairs that shared nothing) and ``ipsd_gated`` (pairs the gate dropped).
     Inference is untouched. Use it with ``IntraClassPairDataset`` and ``pair_collate``; the
-    method and every option are described in ``docs/method.md``.
+    method and every option are described in ``docs/method.md``. One hook per model.
 
     Args:
         loss_weight (float): weight of the distillation term; 1 gives a distilled pixel or
             instance the weight one element of the task's classification loss has. Defaults
             to 1.0.
-        temperature (float): softmax/sigmoid temperature T; the term is scaled by T².
-            Defaults to 4.0.
-        gate (str): which pairs distil: ``'none'``, ``'argmax'`` (the teacher's top class is
-            the shared class) or ``'threshold'`` (its probability of it >= ``gate_threshold``).
-            Defaults to ``'none'``.
-        gate_threshold (float): the teacher probability ``gate='threshold'`` needs. Defaults
-            to 0.5.
         mode (str): segmentation only: ``'region'`` (region-mean logits) or ``'pixel'`` (the
             teacher's region distribution into every student pixel). Defaults to ``'region'``.
         warmup_iters (int): iterations over which the weight ramps up from 0. Defaults to 0.
         use_aux (bool): segmentation only: distil the auxiliary head's logits too, logged as
             ``loss_ipsd_aux0``… Defaults to False.
+        **loss_options: the paired KL's ``temperature``, ``gate`` and ``gate_threshold``; their
+            defaults and meaning live once, in :class:`PairedDistillLoss`.
     """
     priority = 'NORMAL'
 
-    def __init__(self, loss_weight: float = 1.0, temperature: float = 4.0, gate: str = 'none',
-                 gate_threshold: float = 0.5, mode: str = 'region', warmup_iters: int = 0,
-                 use_aux: bool = False) -> None:
-        if mode not in ('region', 'pixel'):
-            raise ValueError(f"IPSDHook: mode must be 'region' or 'pixel', got {mode!r}")
-        if (isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float))
-                or not math.isfinite(loss_weight) or loss_weight < 0):
-            raise ValueError(f'IPSDHook: loss_weight must be a finite number >= 0, got '
-                             f'{loss_weight!r}')
-        if isinstance(warmup_iters, bool) or not isinstance(warmup_iters, int) or warmup_iters < 0:
-            raise ValueError(f'IPSDHook: warmup_iters must be an int >= 0, got {warmup_iters!r}')
-        if not isinstance(use_aux, bool):
-            raise ValueError(f'IPSDHook: use_aux must be True or False, got {use_aux!r}')
-        self.loss = PairedDistillLoss(temperature, gate, gate_threshold)
-        self.loss_weight = float(loss_weight)
-        self.mode = mode
-        self.warmup_iters = warmup_iters
-        self.use_aux = use_aux
+    def __init__(self, loss_weight: float = 1.0, mode: str = 'region', warmup_iters: int = 0,
+                 use_aux: bool = False, **loss_options: Any) -> None:
+        self.loss_weight = to_number(loss_weight, 'IPSDHook: loss_weight', 0.0)
+        self.mode = to_choice(mode, 'IPSDHook: mode', MODES)
+        self.warmup_iters = to_int(warmup_iters, 'IPSDHook: warmup_iters', 0)
+        self.use_aux = to_bool(use_aux, 'IPSDHook: use_aux')
+        unknown = sorted(set(loss_options) - set(LOSS_OPTIONS))
+        if unknown:
+            raise TypeError(f'IPSDHook has no option {", ".join(unknown)}; its options: '
+                            'loss_weight, mode, warmup_iters, use_aux, ' + ', '.join(LOSS_OPTIONS))
+        self.loss = PairedDistillLoss(**loss_options)
         self.adapter: Optional[Adapter] = None
+        self._model: Optional[nn.Module] = None
         self._iter = 0
 
     def weight(self) -> float:
+        """``loss_weight``, ramped up over ``warmup_iters``."""
         if self.warmup_iters == 0:
             return self.loss_weight
         return self.loss_weight * min(1.0, (self._iter + 1) / self.warmup_iters)
 
     def before_run(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        wrapped = vars(model).get('loss')
+        if isinstance(wrapped, partial) and isinstance(
+                getattr(wrapped.func, '__self__', None), IPSDHook):
+            raise ValueError('IPSDHook: a second IPSDHook on the same model (custom_hooks holds '
+                             'two, e.g. a child config added one to its base): keep one and set '
+                             'its options there')
         self.adapter = build_adapter(model, self.loss, self.mode, self.use_aux,
                                      num_classes=_train_classes(runner))
-        original_loss = model.loss
-        hook = self
-
-        def loss_with_ipsd(inputs, data_samples, *args, **kwargs):
-            # mmdet names them batch_inputs/batch_data_samples, mmseg inputs/data_samples; the
-            # models' forward passes both positionally, as this wrapper expects.
-            adapter = hook.adapter
-            try:
-                with adapter.recording():
-                    losses = original_loss(inputs, data_samples, *args, **kwargs)
-                terms, stats = adapter.terms(data_samples)
-            finally:
-                adapter.recorder.clear()
-            weight = hook.weight()
-            for key, value in terms.items():
-                losses[key] = value * weight
-            # Logged, not summed (no 'loss' in their names). Tensors stay where they are and
-            # host numbers stay on the host: mmengine reads them after the step, so nothing
-            # here waits for the device.
-            for key, value in stats.items():
-                losses[key] = value.detach().float() if isinstance(value, torch.Tensor) \
-                    else torch.tensor(float(value))
-            return losses
-
-        model.loss = loss_with_ipsd
+        model.loss = partial(self.loss_with_ipsd, model.loss)
         self._model = model
         runner.logger.info(f'IPSDHook: {type(self.adapter).__name__} on {type(model).__name__} '
                            f'(loss_weight={self.loss_weight}, {self.loss!r}, mode={self.mode}, '
                            f'warmup_iters={self.warmup_iters})')
+
+    def loss_with_ipsd(self, task_loss: Callable, inputs, data_samples, *args, **kwargs) -> dict:
+        """The model's own ``loss`` (``task_loss``) plus ``loss_ipsd`` and its counts.
+
+        mmdet names the arguments batch_inputs/batch_data_samples, mmseg inputs/data_samples;
+        the models' forward passes both positionally, as this expects."""
+        try:
+            with self.adapter.recording():
+                losses = task_loss(inputs, data_samples, *args, **kwargs)
+            terms, stats = self.adapter.terms(data_samples)
+        finally:
+            self.adapter.recorder.clear()
+        weight = self.weight()
+        for key, value in terms.items():
+            losses[key] = value * weight
+        # Logged, not summed (no 'loss' in their names). Tensors stay where they are and host
+        # numbers stay on the host: mmengine reads them after the step, so nothing here waits
+        # for the device.
+        for key, value in stats.items():
+            losses[key] = value.detach().float() if isinstance(value, torch.Tensor) \
+                else torch.tensor(float(value))
+        return losses
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._iter = runner.iter
@@ -118,7 +120,7 @@ class IPSDHook(Hook):
         if self.adapter is not None:
             self.adapter.remove()
             del self._model.loss  # the class's own loss again
-            self.adapter = None
+            self.adapter, self._model = None, None
 
 
 def _train_classes(runner) -> Optional[int]:

@@ -9,14 +9,22 @@ teacher is not right. :class:`PairedDistillLoss` returns *sums*: the adapters di
 normaliser of the task loss they accompany (``docs/method.md``). Everything is computed in
 float32, whatever the autocast dtype.
 """
-import math
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..validate import to_choice, to_number, to_probability
+
 GATES = ('none', 'argmax', 'threshold')
+
+
+class PairSum(NamedTuple):
+    """A summed paired KL and what it counted, all tensors (nothing waits for the device)."""
+    total: Tensor  # Σ weight · gate · T² · KL, attached to the graph
+    gated: Tensor  # pairs the gate dropped
+    count: Tensor  # the weight distilled: the elements the sum is over
 
 
 class PairedDistillLoss:
@@ -32,19 +40,10 @@ class PairedDistillLoss:
 
     def __init__(self, temperature: float = 4.0, gate: str = 'none',
                  gate_threshold: float = 0.5) -> None:
-        if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-                or not math.isfinite(temperature) or temperature <= 0):
-            raise ValueError(f'IPSDHook: temperature must be a finite number > 0, got '
-                             f'{temperature!r}')
-        if gate not in GATES:
-            raise ValueError(f'IPSDHook: gate must be one of {GATES}, got {gate!r}')
-        if (isinstance(gate_threshold, bool) or not isinstance(gate_threshold, (int, float))
-                or not 0 <= gate_threshold <= 1):
-            raise ValueError(f'IPSDHook: gate_threshold must lie in [0, 1], got '
-                             f'{gate_threshold!r}')
-        self.temperature = float(temperature)
-        self.gate = gate
-        self.gate_threshold = float(gate_threshold)
+        self.temperature = to_number(temperature, 'IPSDHook: temperature', 0.0,
+                                     low_open=True)
+        self.gate = to_choice(gate, 'IPSDHook: gate', GATES)
+        self.gate_threshold = to_probability(gate_threshold, 'IPSDHook: gate_threshold')
 
     def __repr__(self) -> str:
         return (f'PairedDistillLoss(temperature={self.temperature}, gate={self.gate!r}, '
@@ -88,18 +87,17 @@ class PairedDistillLoss:
 
     def pair_sum(self, logits_a: Tensor, logits_b: Tensor, classes: Tensor,
                  weights: Optional[Tensor] = None, sigmoid: bool = False,
-                 valid: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+                 valid: Optional[Tensor] = None) -> PairSum:
         """``Σ_k weight_k · gate_k · T² · KL`` over N pairs, how many pairs the gate dropped,
-        and the weight distilled (``Σ_k weight_k · gate_k``: the elements the sum is over); all
-        three tensors, so nothing waits for the device. A zero attached to the graph when
-        nothing distils.
+        and the weight distilled (``Σ_k weight_k · gate_k``: the elements the sum is over). A
+        zero attached to the graph when nothing distils.
 
         ``weights``: (N,) per pair, or (N, 2) per member (A, B), of which the student's counts.
         ``valid``: (N,) bool, the rows that are pairs at all; the others add nothing and are
         not counted as gated.
         """
         if logits_a.shape[0] == 0:
-            return zero_like(logits_a, logits_b), *nothing_counted(logits_a)
+            return PairSum(zero_like(logits_a, logits_b), *nothing_counted(logits_a))
         a_teaches, keep, dropped = self.kept(logits_a, logits_b, classes, sigmoid, valid)
         teacher = torch.where(a_teaches[:, None], logits_a, logits_b)
         student = torch.where(a_teaches[:, None], logits_b, logits_a)
@@ -111,12 +109,11 @@ class PairedDistillLoss:
         else:
             weights = weights.float()
         kept = weights * keep.float()
-        return (kl * kept).sum(), dropped.sum(), kept.sum()
+        return PairSum((kl * kept).sum(), dropped.sum(), kept.sum())
 
     def region_to_pixel_sum(self, region_a: Tensor, region_b: Tensor, classes: Tensor,
                             pixels_a: Tensor, owner_a: Tensor, pixels_b: Tensor,
-                            owner_b: Tensor, valid: Optional[Tensor] = None
-                            ) -> Tuple[Tensor, Tensor, Tensor]:
+                            owner_b: Tensor, valid: Optional[Tensor] = None) -> PairSum:
         """``pixel`` mode: the teacher's region distribution is the target of every student
         pixel of that region. ``Σ`` over those pixels of ``T² · KL``, the pairs gated out and
         the pixels distilled (tensors, as :meth:`pair_sum`).
@@ -130,7 +127,8 @@ class PairedDistillLoss:
             valid: (N,) bool, as in :meth:`pair_sum`.
         """
         if region_a.shape[0] == 0:
-            return zero_like(region_a, region_b, pixels_a, pixels_b), *nothing_counted(region_a)
+            return PairSum(zero_like(region_a, region_b, pixels_a, pixels_b),
+                           *nothing_counted(region_a))
         a_teaches, keep, dropped = self.kept(region_a, region_b, classes, valid=valid)
         teacher = torch.where(a_teaches[:, None], region_a, region_b)
         total, count = zero_like(region_a, region_b), region_a.new_zeros((), dtype=torch.float32)
@@ -142,15 +140,16 @@ class PairedDistillLoss:
             kl = self.divergence(teacher[row], pixels)
             total = total + (kl * learning).sum()
             count = count + learning.sum()
-        return total, dropped.sum(), count
+        return PairSum(total, dropped.sum(), count)
 
 
 def paired_kl(logits_a: Tensor, logits_b: Tensor, classes: Tensor,
-              temperature: float = 4.0) -> Tensor:
+              temperature: Optional[float] = None) -> Tensor:
     """Mean over N pairs of ``T² · KL(p_teacher ‖ p_student)`` (softmax, no gate): the
-    classification recipe of the paper; a zero attached to the graph when N is 0."""
-    total, _, _ = PairedDistillLoss(temperature).pair_sum(logits_a, logits_b, classes)
-    return total / max(logits_a.shape[0], 1)
+    classification recipe of the paper; a zero attached to the graph when N is 0.
+    ``temperature``: None takes :class:`PairedDistillLoss`'s default."""
+    loss = PairedDistillLoss() if temperature is None else PairedDistillLoss(temperature)
+    return loss.pair_sum(logits_a, logits_b, classes).total / max(logits_a.shape[0], 1)
 
 
 def nothing_counted(like: Tensor) -> Tuple[Tensor, Tensor]:

@@ -1,67 +1,12 @@
 """Cell grids, cell choice and resizing: the pieces both swaps share."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
 
 Cell = Tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open, in pixels
-IntOrPair = Union[int, Sequence[int]]
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def to_pair(value: IntOrPair, name: str, minimum: int = 1) -> Tuple[int, int]:
-    """``value`` as (rows, cols) / (h, w); an int means both."""
-    pair = (value, value) if _is_int(value) else value
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(_is_int(v) and v >= minimum for v in pair)):
-        raise ValueError(f'{name} must be an int >= {minimum} or a pair of them, got {value!r}')
-    return int(pair[0]), int(pair[1])
-
-
-def to_range(value: Union[float, Sequence[float]], name: str) -> Tuple[float, float]:
-    """``value`` as a (low, high) range inside [0, 1]; a float means a fixed value."""
-    rng = (value, value) if _is_number(value) else value
-    if (not isinstance(rng, (tuple, list)) or len(rng) != 2
-            or not all(_is_number(v) for v in rng) or not 0 <= rng[0] <= rng[1] <= 1):
-        raise ValueError(f'{name} must be a float in [0, 1] or a (low, high) range inside '
-                         f'[0, 1] with low <= high, got {value!r}')
-    return float(rng[0]), float(rng[1])
-
-
-def to_probability(value: float, name: str) -> float:
-    if not _is_number(value) or not 0 <= value <= 1:
-        raise ValueError(f'{name} must be a number in [0, 1], got {value!r}')
-    return float(value)
-
-
-def to_int(value: int, name: str, minimum: int) -> int:
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f'{name} must be an int >= {minimum}, got {value!r}')
-    return int(value)
-
-
-def to_classes(value: Sequence[int], name: str) -> Tuple[int, ...]:
-    """Class ids as a sorted tuple of distinct non-negative ints."""
-    if _is_int(value):
-        value = (value, )
-    if not isinstance(value, (tuple, list)) or not all(_is_int(v) and v >= 0 for v in value):
-        raise ValueError(f'{name} must be a list of class ids (ints >= 0), got {value!r}')
-    return tuple(sorted({int(v) for v in value}))
-
-
-def to_bool(value: bool, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f'{name} must be True or False, got {value!r}')
-    return bool(value)
 
 
 def edges(start: float, stop: float, num: int, limit: int) -> np.ndarray:

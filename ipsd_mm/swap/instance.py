@@ -7,8 +7,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .grid import (Cell, edges, grid_cells, num_to_swap, resize_nearest, swap_regions, to_bool,
-                   to_classes, to_int, to_pair, to_probability, to_range)
+from ..validate import to_bool, to_classes, to_int, to_pair, to_probability, to_range
+from .grid import Cell, edges, grid_cells, num_to_swap, resize_nearest, swap_regions
 
 
 @dataclass(frozen=True)

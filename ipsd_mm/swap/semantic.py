@@ -6,8 +6,9 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .grid import (Cell, grid_cells, num_to_swap, swap_regions, to_bool, to_classes, to_int,
-                   to_pair, to_probability, to_range)
+from ..validate import (to_bool, to_classes, to_int, to_number, to_pair, to_probability,
+                        to_range)
+from .grid import Cell, grid_cells, num_to_swap, swap_regions
 
 #: label maps hold class ids below this (or the ignore index): larger values are corrupt data,
 #: and counting them would need memory in proportion to the value.
@@ -42,13 +43,9 @@ class SemanticSwapOptions:
                     prob=to_probability(self.prob, 'prob'),
                     ignore_index=to_int(self.ignore_index, 'ignore_index', 0),
                     exclude_classes=to_classes(self.exclude_classes, 'exclude_classes'),
-                    one_way=to_bool(self.one_way, 'one_way'))
-        if (isinstance(self.min_class_fraction, bool)
-                or not isinstance(self.min_class_fraction, (int, float))
-                or not 0 < self.min_class_fraction <= 1):
-            raise ValueError(f'min_class_fraction must lie in (0, 1], got '
-                             f'{self.min_class_fraction!r}')
-        norm['min_class_fraction'] = float(self.min_class_fraction)
+                    one_way=to_bool(self.one_way, 'one_way'),
+                    min_class_fraction=to_number(self.min_class_fraction, 'min_class_fraction',
+                                                 0.0, 1.0, low_open=True))
         for key, value in norm.items():
             object.__setattr__(self, key, value)
 

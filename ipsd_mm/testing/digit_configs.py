@@ -6,7 +6,7 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from make_digit_scenes import make_digit_scenes
+from .digit_scenes import make_digit_scenes
 
 
 def point_to(node, root: str):

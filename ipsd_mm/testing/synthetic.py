@@ -24,7 +24,7 @@ def pair_batch(task: str, images: int, size, seed: int = 0, classes: Optional[li
     import torch
     from mmengine.structures import InstanceData, PixelData
 
-    from ipsd_mm.pair_meta import CLASSES, INSTANCE_PAIRS, PAIR_ID, ROLE
+    from ..pair_meta import CLASSES, INSTANCE_PAIRS, PAIR_ID, ROLE
     rng = np.random.default_rng(seed)
     h, w = size
     samples = []

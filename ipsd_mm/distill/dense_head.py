@@ -1,0 +1,102 @@
+"""The adapter of mmdet's one-stage detectors (RetinaNet, FCOS, ATSS, GFL): the classification
+maps of the training forward, pooled inside each ground-truth box (``box_means``)."""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.dense_heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
+from mmdet.models.detectors import SingleStageDetector
+from torch import Tensor, nn
+
+from .adapter import register_adapter, supported
+from .detector import InstanceAdapter
+from .loss import PairedDistillLoss, zero_like
+
+
+@register_adapter
+class DenseHeadAdapter(InstanceAdapter):
+    """mmdet single-stage detectors with a dense head (RetinaNet, FCOS, ATSS, GFL): the
+    classification maps of the training forward, averaged over the anchors of a location,
+    pooled inside each ground-truth box on every level (summed-area tables), then averaged
+    across levels. Sigmoid heads (``use_sigmoid_cls``) distil with the per-class Bernoulli KL,
+    softmax heads with the softmax KL. Normalised by the head's own normaliser (its positives)."""
+    HEADS = (RetinaHead, FCOSHead, ATSSHead, GFLHead)
+    supports = 'SingleStageDetector with a RetinaHead, FCOSHead, ATSSHead or GFLHead'
+
+    def __init__(self, model: nn.Module, loss: PairedDistillLoss,
+                 num_classes: Optional[int] = None) -> None:
+        head = getattr(model, 'bbox_head', None)
+        # Subclasses may change what forward returns (TOOD's scores are probabilities): only
+        # the listed heads themselves are known to return logits.
+        if type(head) not in self.HEADS:
+            raise TypeError(f'IPSDHook: the dense head {type(head).__name__} is not supported '
+                            "(its classification output must be logits the adapter knows how "
+                            f'to normalise). Supported: {supported()}')
+        self.sigmoid = bool(head.use_sigmoid_cls)
+        super().__init__(model, loss, num_classes)
+
+    @classmethod
+    def accepts(cls, model: nn.Module) -> bool:
+        return isinstance(model, SingleStageDetector)
+
+    def cls_head(self) -> nn.Module:
+        return self.model.bbox_head
+
+    def modules(self) -> Dict[str, nn.Module]:
+        return {'head': self.model.bbox_head, 'loss_cls': self.model.bbox_head.loss_cls}
+
+    def zero(self) -> Tensor:
+        return zero_like(*self.recorder.get('head')[0])
+
+    def box_logits(self, boxes: List[Tensor]) -> Tensor:
+        head = self.model.bbox_head
+        cls_scores = self.recorder.get('head')[0]
+        pooled = []
+        for level, stride in zip(cls_scores, head.prior_generator.strides):
+            n, channels, h, w = level.shape
+            maps = level.float().view(n, channels // head.cls_out_channels,
+                                      head.cls_out_channels, h, w).mean(1)
+            pooled.append(box_means(maps, boxes, stride))
+        return torch.stack(pooled).mean(0)
+
+
+def box_means(maps: Tensor, boxes: List[Tensor], stride) -> Tensor:
+    """Mean of (B, C, h, w) ``maps`` over the locations inside each box (at least the one
+    holding its centre), boxes in input pixels; rows sample by sample."""
+    sy, sx = (stride, stride) if isinstance(stride, (int, float)) else (stride[1], stride[0])
+    n, c, h, w = maps.shape
+    table = F.pad(maps.cumsum(2).cumsum(3), (1, 0, 1, 0))  # (B, C, h + 1, w + 1)
+    rows = []
+    for k, bx in enumerate(boxes):
+        if len(bx) == 0:
+            continue
+        bx = bx.float()
+        x0 = (bx[:, 0] / sx).floor().clamp(0, w - 1).long()
+        y0 = (bx[:, 1] / sy).floor().clamp(0, h - 1).long()
+        x1 = torch.maximum((bx[:, 2] / sx).ceil().clamp(max=w).long(), x0 + 1)
+        y1 = torch.maximum((bx[:, 3] / sy).ceil().clamp(max=h).long(), y0 + 1)
+        t = table[k]
+        sums = t[:, y1, x1] - t[:, y0, x1] - t[:, y1, x0] + t[:, y0, x0]  # (C, N)
+        rows.append((sums / ((y1 - y0) * (x1 - x0)).float()).t())
+    return torch.cat(rows)
+
+
+def box_means(maps: Tensor, boxes: List[Tensor], stride) -> Tensor:
+    """Mean of (B, C, h, w) ``maps`` over the locations inside each box (at least the one
+    holding its centre), boxes in input pixels; rows sample by sample."""
+    sy, sx = (stride, stride) if isinstance(stride, (int, float)) else (stride[1], stride[0])
+    n, c, h, w = maps.shape
+    table = F.pad(maps.cumsum(2).cumsum(3), (1, 0, 1, 0))  # (B, C, h + 1, w + 1)
+    rows = []
+    for k, bx in enumerate(boxes):
+        if len(bx) == 0:
+            continue
+        bx = bx.float()
+        x0 = (bx[:, 0] / sx).floor().clamp(0, w - 1).long()
+        y0 = (bx[:, 1] / sy).floor().clamp(0, h - 1).long()
+        x1 = torch.maximum((bx[:, 2] / sx).ceil().clamp(max=w).long(), x0 + 1)
+        y1 = torch.maximum((bx[:, 3] / sy).ceil().clamp(max=h).long(), y0 + 1)
+        t = table[k]
+        sums = t[:, y1, x1] - t[:, y0, x1] - t[:, y1, x0] + t[:, y0, x0]  # (C, N)
+        rows.append((sums / ((y1 - y0) * (x1 - x0)).float()).t())
+    return torch.cat(rows)

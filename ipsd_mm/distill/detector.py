@@ -1,0 +1,106 @@
+"""What the detector adapters share (``two_stage.py``, ``dense_head.py``): the matched
+instances of each pair, their class logits, the paired KL, divided by the normaliser the
+classification loss was given in the same forward."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmdet.structures.bbox import get_box_tensor
+from torch import Tensor, nn
+
+from ..pair_meta import INSTANCE_PAIRS
+from .adapter import Adapter, BatchTerms, check_classes, supported
+from .loss import PairedDistillLoss
+from .pairs import find_pairs, to_device
+
+
+class InstanceAdapter(Adapter):
+    """Shared by the detector families: matched instances -> class logits -> paired KL, divided
+    by the normaliser the classification loss was given in the same forward (its
+    ``avg_factor``) and scaled by that loss's ``loss_weight``."""
+    library = 'mmdet'
+    sigmoid = False
+
+    def __init__(self, model: nn.Module, loss: PairedDistillLoss,
+                 num_classes: Optional[int] = None) -> None:
+        self.model = model
+        head = self.cls_head()
+        if num_classes is not None and head.num_classes < num_classes:
+            raise ValueError(f'IPSDHook: {type(head).__name__} has num_classes='
+                             f'{head.num_classes} but the train dataset has {num_classes} '
+                             'classes; a class-agnostic head (e.g. an RPN) cannot distil classes')
+        if not hasattr(head, 'loss_cls'):
+            raise TypeError(f'IPSDHook: {type(head).__name__} has no loss_cls to take the '
+                            f'normaliser from; not supported. Supported: {supported()}')
+        super().__init__(model, loss)
+
+    @classmethod
+    def build(cls, model: nn.Module, loss: PairedDistillLoss, mode: str, use_aux: bool,
+              num_classes: Optional[int]) -> 'InstanceAdapter':
+        if mode != 'region':
+            raise ValueError(f"IPSDHook(mode='{mode}') is for segmentors; detectors distil per "
+                             "instance: use mode='region'")
+        if use_aux:
+            raise ValueError('IPSDHook(use_aux=True) is for segmentors with an auxiliary head')
+        return cls(model, loss, num_classes)
+
+    def cls_head(self) -> nn.Module:
+        """The head whose classifier is distilled and whose ``loss_cls`` gives the normaliser."""
+        raise NotImplementedError
+
+    def kwargs_of(self) -> Sequence[str]:
+        return ('loss_cls', )
+
+    def normaliser(self) -> Tuple[float, float]:
+        """(the ``avg_factor`` the classification loss got in this forward, its weight)."""
+        factors = {float(kw.get('avg_factor')) if kw.get('avg_factor') is not None else None
+                   for kw in self.recorder.all('loss_cls')}
+        if None in factors or len(factors) != 1:
+            raise RuntimeError(f'IPSDHook: {type(self.cls_head()).__name__} called its loss_cls '
+                               f'with avg_factor {sorted(map(str, factors))}; one number is '
+                               'needed as the normaliser, so this head is not supported')
+        weight = float(getattr(self.cls_head().loss_cls, 'loss_weight', 1.0))
+        return max(factors.pop(), 1.0), weight
+
+    def terms(self, data_samples: Sequence) -> BatchTerms:
+        pairs = find_pairs(data_samples)
+        matches = [(a, i, b, j) for a, b in pairs for i, j in data_samples[a].get(INSTANCE_PAIRS)]
+        empty = sum(not data_samples[a].get(INSTANCE_PAIRS) for a, _ in pairs)
+        stats = dict(ipsd_pairs=len(pairs), ipsd_instances=len(matches), ipsd_empty_pairs=empty,
+                     ipsd_gated=0)
+        if not matches:
+            return BatchTerms({'loss_ipsd': self.zero()}, stats)
+        # Each instance that takes part gets one row of logits, sample by sample.
+        keys = sorted({(a, i) for a, i, _, _ in matches} | {(b, j) for _, _, b, j in matches})
+        row = {key: n for n, key in enumerate(keys)}
+        boxes = [get_box_tensor(data_samples[k].gt_instances.bboxes)[
+            [i for kk, i in keys if kk == k]] for k in range(len(data_samples))]
+        classes = torch.stack([data_samples[a].gt_instances.labels[i]
+                               for a, i, _, _ in matches])
+        num = self.cls_head().num_classes
+        # Both checks in one read from the device.
+        finite, largest = torch.stack([torch.isfinite(torch.cat(boxes)).all().long(),
+                                       classes.max().long()]).tolist()
+        if not finite:
+            bad = next(k for k, bx in enumerate(boxes) if not torch.isfinite(bx).all())
+            raise ValueError(f'IPSDHook: data sample {bad} holds non-finite gt boxes (NaN or '
+                             'inf); fix or filter these annotations')
+        check_classes(largest, num, type(self.cls_head()).__name__,
+                      "the dataset's classes must match the head's num_classes")
+        logits = self.box_logits(boxes)
+        rows_a, rows_b = to_device([[row[(a, i)] for a, i, _, _ in matches],
+                                    [row[(b, j)] for _, _, b, j in matches]], logits.device)
+        result = self.loss.pair_sum(logits[rows_a], logits[rows_b], classes.to(logits.device),
+                                    sigmoid=self.sigmoid)
+        norm, weight = self.normaliser()
+        stats.update(ipsd_gated=result.gated,
+                     ipsd_kl_per_instance=result.total.detach() / result.count.clamp(min=1),
+                     ipsd_normaliser=norm)
+        return BatchTerms({'loss_ipsd': result.total * (weight / norm)}, stats)
+
+    def zero(self) -> Tensor:
+        """A zero term attached to the graph of this forward."""
+        raise NotImplementedError
+
+    def box_logits(self, boxes: List[Tensor]) -> Tensor:
+        """Class logits of the given ground-truth boxes, one row per box, sample by sample."""
+        raise NotImplementedError

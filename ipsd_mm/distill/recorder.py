@@ -1,0 +1,68 @@
+"""``Recorder``: what chosen modules compute during the training forward that already runs,
+kept through forward hooks (as MMRazor's recorders do), so the distillation needs no second
+forward of the network."""
+from collections import defaultdict
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Dict, Iterator, List, Sequence
+
+from torch import nn
+
+
+class Recorder:
+    """Keeps, while recording, what each watched module returns on every call; for the
+    modules named in ``with_kwargs``, the keyword arguments of each call instead (a loss
+    module's ``avg_factor``, say)."""
+
+    def __init__(self, modules: Dict[str, nn.Module], with_kwargs: Sequence[str] = ()) -> None:
+        self.names = list(modules)
+        self.calls: Dict[str, List[Any]] = defaultdict(list)
+        self.active = False
+        self.handles = [
+            module.register_forward_hook(partial(self._keep_kwargs, name), with_kwargs=True)
+            if name in with_kwargs else
+            module.register_forward_hook(partial(self._keep_output, name))
+            for name, module in modules.items()
+        ]
+
+    def _keep_output(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        if self.active:
+            self.calls[name].append(output)
+
+    def _keep_kwargs(self, name: str, module: nn.Module, args: tuple, kwargs: dict,
+                     output: Any) -> None:
+        if self.active:
+            self.calls[name].append(kwargs)
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Record during the block; what was recorded lives until :meth:`clear`."""
+        self.calls.clear()
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+    def clear(self) -> None:
+        self.calls.clear()  # do not keep the graph alive past the step
+
+    def all(self, name: str) -> List[Any]:
+        """What every call of ``name`` recorded; it must have run."""
+        if not self.calls.get(name):
+            raise RuntimeError(f'IPSDHook: {name} was not called during the training forward; '
+                               'this model does not run the way its adapter expects')
+        return self.calls[name]
+
+    def get(self, name: str) -> Any:
+        """The output of a module that must run exactly once per training forward."""
+        calls = self.all(name)
+        if len(calls) > 1:
+            raise RuntimeError(f'IPSDHook: {name} ran {len(calls)} times in one training '
+                               'forward, so which output to distil is ambiguous; this model is '
+                               'not supported')
+        return calls[0]
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
