@@ -1,6 +1,7 @@
 """The user's tools: the DigitScenes generator, browse_pairs.py, the demo, mim and train.py."""
 import glob
 import json
+import os
 import os.path as osp
 import shutil
 import subprocess
@@ -8,6 +9,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
@@ -154,12 +156,21 @@ def test_browse_pairs_names_a_config_without_pairs(digit_scenes, tmp_path):
 
 def test_accuracy_study_quick_runs_every_path_and_resumes(tmp_path):
     """Each model, variant and start, on the test split: a record per run in the results file
-    (machine included), a resume that does nothing, and the paired table."""
+    (machine included), a resume that does nothing, and the paired table. The work dir is
+    inside the repository, as the study's is, so records hold it relative to the repository."""
     results = tmp_path / 'results.jsonl'
+    work = osp.join(ROOT, 'work_dirs', f'pytest_accuracy_study_{os.getpid()}')
+    try:
+        _quick_study(tmp_path, results, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _quick_study(tmp_path, results, work):
     command = [PY, osp.join(ROOT, 'tools/accuracy_study.py'), '--quick', '--jobs', '2',
                '--models', 'deeplabv3', 'faster-rcnn', '--starts', 'scratch', 'pretrained',
                '--split', 'test', '--data-root', str(tmp_path / 'data'),
-               '--results', str(results), '--work-dir', str(tmp_path / 'work'),
+               '--results', str(results), '--work-dir', work,
                '--pretrained-dir', str(tmp_path / 'pretrained')]
     proc = subprocess.run(command, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -168,13 +179,15 @@ def test_accuracy_study_quick_runs_every_path_and_resumes(tmp_path):
     for r in runs:
         assert [it for it, _ in r['curve']] == [2, 4]  # evaluated every --val-interval
         assert r['split'] == 'test' and r['machine']['cpu'] and r['machine']['threads'] == 1
+        from accuracy_study import name_of
+        assert r['work_dir'] == osp.relpath(osp.join(work, name_of(r)), ROOT)
     by = {(r['model'], r['start'], r['variant']): r for r in runs}
     assert by[('deeplabv3', 'scratch', 'noswap')]['swap']['prob'] == 0.0
     assert by[('deeplabv3', 'scratch', 'noKD')]['hook']['loss_weight'] == 0.0
     assert by[('faster-rcnn', 'pretrained', 'ipsd')]['swap']['prob'] == 1.0
     assert by[('faster-rcnn', 'pretrained', 'baseline')]['checkpoint'].endswith('-quick.pth')
     # The test split is what the runs evaluated on, and the pretrained checkpoint was loaded.
-    log = open(tmp_path / 'work' / 'logs' / 'faster-rcnn_pretrained_test_baseline_4it_s0.log').read()
+    log = open(osp.join(work, 'logs', 'faster-rcnn_pretrained_test_baseline_4it_s0.log')).read()
     assert 'annotations/test.json' in log and 'resnet18-w16-quick.pth' in log
     proc = subprocess.run(command + ['--markdown'], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -323,3 +336,82 @@ def test_progress_written_to_a_log_file_is_a_line_per_tenth():
     out = proc.stdout + proc.stderr
     lines = [line for line in out.splitlines() if 'items:' in line]
     assert len(lines) == 10 and lines[-1].endswith('items: 1000/1000') and '\r' not in out
+
+
+def test_error_metrics_tell_confusion_from_localisation(tmp_path):
+    """The premise metrics of the study: a detector that finds every digit but names each
+    wrongly scores 0 mAP and full class-agnostic mAP; a segmentor's wrong pixels split into
+    digit-digit, digit-background and background-digit shares."""
+    import torch
+    from mmengine.structures import InstanceData
+
+    import study_metrics
+    from mmdet.evaluation import CocoMetric
+    from mmdet.structures import DetDataSample
+    coco = dict(images=[dict(id=0, file_name='a.png', height=64, width=64)],
+                annotations=[dict(id=1, image_id=0, category_id=1, bbox=[4, 4, 20, 20],
+                                  area=400, iscrowd=0),
+                             dict(id=2, image_id=0, category_id=2, bbox=[30, 30, 20, 20],
+                                  area=400, iscrowd=0)],
+                categories=[dict(id=1, name='0'), dict(id=2, name='1')])
+    ann = tmp_path / 'val.json'
+    ann.write_text(json.dumps(coco))
+    sample = DetDataSample(metainfo=dict(img_id=0, ori_shape=(64, 64)))
+    sample.pred_instances = InstanceData(
+        bboxes=torch.tensor([[4., 4., 24., 24.], [30., 30., 50., 50.]]),
+        scores=torch.tensor([0.9, 0.8]), labels=torch.tensor([1, 0]))  # both names swapped
+    scores = {}
+    for metric in (CocoMetric, study_metrics.class_agnostic_coco_metric()):
+        built = metric(ann_file=str(ann), metric='bbox')
+        built.dataset_meta = dict(classes=('0', '1'))
+        built.process({}, [sample.to_dict()])
+        scores.update(built.evaluate(1))
+    assert scores['coco/bbox_mAP'] == 0 and scores['agnostic/bbox_mAP'] == 1.0
+
+    seg = study_metrics.SegConfusionMetric(num_classes=3)
+    gt = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 0]])
+    pred = torch.tensor([[0, 1, 2, 0], [2, 2, 1, 0]])  # bg->1, 1->2 (confusion), 1->bg
+    seg.process({}, [dict(pred_sem_seg=dict(data=pred[None]), gt_sem_seg=dict(data=gt[None]))])
+    shares = seg.compute_metrics(seg.results)
+    third = pytest.approx(100 / 3)
+    assert shares['object_object_share'] == third and shares['object_background_share'] == third
+    assert shares['background_object_share'] == third
+    assert shares['found_object_class_acc'] == pytest.approx(2 / 3 * 100)  # 2 of 3 named right
+
+
+def test_accuracy_study_keys_runs_by_data_and_footing_with_repository_paths():
+    """The data (printed / handwritten) and the footing (same images / same anchors per step)
+    are part of a run's key, its name and its pairing; records written before either axis
+    existed read as printed, same images. Records hold paths relative to the repository."""
+    import accuracy_study as study
+    here = study.machine()
+    argv = ['--models', 'retinanet', '--variants', 'baseline', 'noswap', '--seeds', '0',
+            '--iters', '20', '--val-interval', '10', '--pretrained-dir', '/nonexistent',
+            '--starts', 'scratch']
+    args = study.parse_args(argv + ['--data', 'handwritten'])
+    assert args.data_root == osp.join(ROOT, 'data', 'digit_scenes_study_handwritten')
+    base, ipsd = study.plan(args, [], here)
+    assert base['data'] == 'handwritten' and base['footing'] == 'images'
+    assert base['data_root'] == osp.join('data', 'digit_scenes_study_handwritten')
+    assert base['work_dir'] == osp.join('work_dirs', 'accuracy_study',
+                                        'handwritten_retinanet_scratch_val_baseline_20it_s0')
+    printed, = [s for s in study.plan(study.parse_args(argv + ['--variants', 'baseline']), [],
+                                      here)]
+    old = {k: v for k, v in printed.items() if k not in ('data', 'footing')}
+    assert study.key_of(dict(old, machine=here)) == study.key_of(dict(printed, machine=here))
+    assert study.key_of(dict(base, machine=here)) != study.key_of(dict(printed, machine=here))
+    assert study.pair_key(dict(ipsd, machine=here)) == study.pair_key(dict(base, machine=here))
+    assert study.pair_key(dict(base, machine=here)) != study.pair_key(dict(printed,
+                                                                           machine=here))
+    fewer = study.parse_args(argv + ['--data', 'handwritten', '--num-train', '150'])
+    assert fewer.data_root.endswith('digit_scenes_study_handwritten_n150')
+
+    # Same anchors per step: IPSD takes the baseline's images as anchors (8 pairs), the
+    # baseline doubles its batch (16 images); on the default footing IPSD halves (4 pairs).
+    anchors = study.parse_args(argv + ['--footing', 'anchors'])
+    base, ipsd = study.plan(anchors, [], here)
+    assert study.name_of(ipsd).endswith('noswap_anchors_20it_s0')
+    assert study.build_config(base)[0].train_dataloader.batch_size == 16
+    assert study.build_config(ipsd)[0].train_dataloader.batch_size == 8
+    images_ipsd = study.plan(study.parse_args(argv), [], here)[1]
+    assert study.build_config(images_ipsd)[0].train_dataloader.batch_size == 4

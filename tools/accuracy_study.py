@@ -65,7 +65,14 @@ MODELS = {
 VARIANTS = ('baseline', 'ipsd', 'noswap', 'noKD')
 STARTS = ('scratch', 'pretrained')
 SPLITS = ('val', 'test')
-SCENES = dict(size=(64, 64), num_digits=(1, 3), scale=(14, 32), seed=0, glyphs='printed')
+# The glyphs of the scenes: printed (Hershey fonts; a small CNN tells them apart at 99.6%+) or
+# handwritten (scikit-learn's digits, train and val/test from disjoint pools: confusable).
+DATA = ('printed', 'handwritten')
+# What a step holds: 'images', the baseline's images (IPSD: half as many pairs); 'anchors', the
+# baseline's images as anchors (IPSD: as many pairs, twice the images) beside a baseline at twice
+# its batch, the footing of CS-KD and its line, so that what gains is the method, not the batch.
+FOOTINGS = ('images', 'anchors')
+SCENES = dict(size=(64, 64), num_digits=(1, 3), scale=(14, 32), seed=0)
 RESULTS = osp.join(ROOT, 'benchmarks', 'accuracy_study.jsonl')
 
 
@@ -79,6 +86,11 @@ def parse_args(argv=None):
                         help='scratch, or the pretrained backbone (default: pretrained)')
     parser.add_argument('--split', choices=SPLITS, default='val',
                         help='evaluate on val (search) or test (confirmation)')
+    parser.add_argument('--data', choices=DATA, default='printed',
+                        help='the glyphs of the scenes (default: printed)')
+    parser.add_argument('--footing', choices=FOOTINGS, default='images',
+                        help="a step's batch: the baseline's images (default), or its images as "
+                             'anchors: IPSD pairs each with a partner, the baseline doubles')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument('--iters', type=int,
                         help="iterations per run; default: the model's (" + ', '.join(
@@ -88,7 +100,8 @@ def parse_args(argv=None):
                         help='swap.<option>=value or hook.<option>=value for the IPSD variants')
     parser.add_argument('--tag', default='', help='names the IPSD variants of a search point')
     parser.add_argument('--jobs', type=int, default=2, help='runs in parallel, one thread each')
-    parser.add_argument('--data-root', default=osp.join(ROOT, 'data', 'digit_scenes_study'))
+    parser.add_argument('--data-root', help='default: data/digit_scenes_study[_handwritten]'
+                        '[_n<num-train>], one folder per kind of data and training set size')
     parser.add_argument('--num-train', type=int, default=600)
     parser.add_argument('--num-val', type=int, default=1000)
     parser.add_argument('--num-test', type=int, default=1000)
@@ -104,6 +117,10 @@ def parse_args(argv=None):
         args.iters, args.val_interval = 4, 2
         args.num_train, args.num_val, args.num_test = 8, 4, 4
         args.seeds = args.seeds[:1]
+    if args.data_root is None:
+        args.data_root = osp.join(ROOT, 'data', 'digit_scenes_study' + (
+            '' if args.data == 'printed' else '_' + args.data) + (
+            '' if args.num_train == 600 else f'_n{args.num_train}'))
     for key in args.ipsd_options:
         target, _, name = key.partition('.')
         if target not in ('swap', 'hook') or not name:
@@ -140,6 +157,18 @@ def machine_id(m: dict) -> str:
 CHECKPOINT = 'study_last.pth'  # a run's state at its last evaluation, in its work_dir
 
 
+def relative(path: str) -> str:
+    """A path as a record keeps it: relative to the repository when inside it, so that a
+    record reads the same on every machine."""
+    path = osp.abspath(path)
+    return osp.relpath(path, ROOT) if path.startswith(osp.join(ROOT, '')) else path
+
+
+def resolve(path: str) -> str:
+    """A record's path on this machine (old records hold absolute ones)."""
+    return osp.join(ROOT, path)
+
+
 def run_key(spec: dict, here: dict) -> str:
     """What a checkpoint must have been written by to be resumed: this run, on this machine."""
     return json.dumps(key_of(dict(spec, machine=here)) + (spec['val_interval'], ))
@@ -154,6 +183,8 @@ class RecordVal(Hook):
     def __init__(self, key: str, run: str):
         self.key, self.run = key, run
 
+    EXTRA = ('confusion/', 'agnostic/')  # where the errors are (study_metrics), last evaluation
+
     def before_train(self, runner) -> None:
         if runner.iter:  # resumed
             resumed = runner.message_hub.get_info('study/resumed_at', []) + [runner.iter]
@@ -163,6 +194,8 @@ class RecordVal(Hook):
         hub = runner.message_hub
         value = float((metrics or {}).get(self.key, 0.0))
         hub.update_info('study/curve', hub.get_info('study/curve', []) + [(runner.iter, value)])
+        hub.update_info('study/extra', {k: float(v) for k, v in (metrics or {}).items()
+                                        if k.startswith(self.EXTRA)})
         partial = CHECKPOINT + '.part'  # a kill while saving leaves the last good one in place
         runner.save_checkpoint(runner.work_dir, partial,
                                meta=dict(epoch=runner.epoch, iter=runner.iter,
@@ -178,15 +211,19 @@ def build_config(spec: dict):
     config, metric = MODELS[spec['model']][:2]
     ipsd = spec['variant'] != 'baseline'
     cfg = Config.fromfile(osp.join(CONFIGS, config + ('_ipsd' if ipsd else '') + '.py'))
-    point_to(cfg._cfg_dict, spec['data_root'])
+    point_to(cfg._cfg_dict, resolve(spec['data_root']))
     evaluate_on(cfg, spec['split'])
+    add_error_metrics(cfg)
+    if spec.get('footing', 'images') == 'anchors':  # IPSD: pairs of anchors; baseline: 2x
+        cfg.train_dataloader.batch_size *= 2
     set_schedule(cfg, spec['iters'])
     cfg.train_cfg.val_interval = spec['val_interval']
     cfg.randomness = dict(seed=spec['seed'])
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
     cfg.default_hooks.logger.interval = 50
     if spec['start'] == 'pretrained':
-        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=spec['checkpoint'])
+        cfg.model.backbone.init_cfg = dict(type='Pretrained',
+                                           checkpoint=resolve(spec['checkpoint']))
     if ipsd:
         swap = cfg.train_dataloader.dataset.swap
         hook = next(h for h in cfg.custom_hooks if h.type == 'IPSDHook')
@@ -197,8 +234,28 @@ def build_config(spec: dict):
             swap.prob = 0.0
         if spec['variant'] == 'noKD':
             hook.loss_weight = 0.0
-    cfg.work_dir = spec['work_dir']
+    cfg.work_dir = resolve(spec['work_dir'])
     return cfg, metric
+
+
+def add_error_metrics(cfg) -> None:
+    """Beside the study's metric, where the errors are (``study_metrics``): the pixel
+    confusion shares of a segmentor, the class-agnostic mAP of a detector."""
+    from mmengine.registry import METRICS
+
+    import study_metrics
+    for name in ('val_evaluator', 'test_evaluator'):
+        metric = cfg[name]
+        if metric.get('type') == 'CocoMetric':
+            METRICS.register_module('ClassAgnosticCocoMetric', force=True,
+                                    module=study_metrics.class_agnostic_coco_metric())
+            extra = dict(type='ClassAgnosticCocoMetric', ann_file=metric.ann_file,
+                         metric='bbox', format_only=False)
+        else:
+            METRICS.register_module('SegConfusionMetric', force=True,
+                                    module=study_metrics.SegConfusionMetric)
+            extra = dict(type='SegConfusionMetric', num_classes=cfg.model.decode_head.num_classes)
+        cfg[name] = [metric, extra]
 
 
 def run_one(spec: dict) -> dict:
@@ -211,7 +268,7 @@ def run_one(spec: dict) -> dict:
     cfg, metric = build_config(spec)
     scale = MODELS[spec['model']][3]
     run = run_key(spec, machine())
-    checkpoint = osp.join(spec['work_dir'], CHECKPOINT)
+    checkpoint = osp.join(resolve(spec['work_dir']), CHECKPOINT)
     if osp.isfile(checkpoint):
         saved = torch.load(checkpoint, map_location='cpu', weights_only=True)['meta']
         if saved.get('study_run') != run:
@@ -234,7 +291,10 @@ def run_one(spec: dict) -> dict:
                     gate=ipsd_hook.loss.gate, gate_threshold=ipsd_hook.loss.gate_threshold,
                     mode=ipsd_hook.mode, warmup_iters=ipsd_hook.warmup_iters,
                     use_aux=ipsd_hook.use_aux)
+    extra = hub.get_info('study/extra', {})
+    errors = {k: v * (100 if k.startswith('agnostic/') else 1) for k, v in extra.items()}
     return dict(spec, curve=curve, final=curve[-1][1], machine=machine(), swap=swap, hook=hook,
+                errors=errors,
                 sec_per_iter=float(times[min(5, len(times) - 1):].mean()),
                 resumed_at=hub.get_info('study/resumed_at', []))
 
@@ -243,27 +303,32 @@ def name_of(spec: dict) -> str:
     """The run's work_dir and log name. The schedule is part of it, so runs of the same seed on
     two schedules (a convergence check, or a model whose default schedule changed) never write
     over each other's logs."""
-    return (f"{spec['model']}_{spec['start']}_{spec['split']}_{spec['variant']}{spec['tag']}"
-            f"_{spec['iters']}it_s{spec['seed']}")
+    data = spec.get('data', 'printed')
+    prefix = '' if data == 'printed' else data + (
+        '' if spec['num_train'] == 600 else f"{spec['num_train']}") + '_'
+    footing = '' if spec.get('footing', 'images') == 'images' else '_' + spec['footing']
+    return (f"{prefix}{spec['model']}_{spec['start']}_{spec['split']}_{spec['variant']}"
+            f"{spec['tag']}{footing}_{spec['iters']}it_s{spec['seed']}")
 
 
 def launch(spec: dict, log_dir: str) -> dict:
     name = name_of(spec)
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     log_file = osp.join(log_dir, name + '.log')
-    resuming = osp.isfile(osp.join(spec['work_dir'], CHECKPOINT))
+    resuming = osp.isfile(osp.join(resolve(spec['work_dir']), CHECKPOINT))
     with open(log_file, 'a' if resuming else 'w') as log:  # a resumed run's log goes on
         proc = subprocess.run([sys.executable, __file__, '--run-one', json.dumps(spec)],
                               stdout=log, stderr=subprocess.STDOUT, env=env, cwd=TOOLS)
     if proc.returncode:
         raise RuntimeError(f'run {name} failed (exit {proc.returncode}); its log: {log_file}')
-    with open(osp.join(spec['work_dir'], 'result.json')) as f:
+    with open(osp.join(resolve(spec['work_dir']), 'result.json')) as f:
         return json.load(f)
 
 
 def key_of(r: dict, with_machine: bool = True) -> tuple:
     key = (r['model'], r['variant'], r['start'], r['split'], r['tag'], r['seed'], r['iters'],
-           r['num_train'], json.dumps(r['ipsd_options'], sort_keys=True))
+           r['num_train'], json.dumps(r['ipsd_options'], sort_keys=True),
+           r.get('data', 'printed'), r.get('footing', 'images'))  # older records: the defaults
     return key + ((machine_id(r['machine']), ) if with_machine else ())
 
 
@@ -312,9 +377,11 @@ def plan(args, done: list, here: dict) -> list:
                                 seed=seed, iters=args.iters or MODELS[model][4],
                                 val_interval=args.val_interval, tag=args.tag if ipsd else '',
                                 ipsd_options=dict(args.ipsd_options) if ipsd else {},
-                                num_train=args.num_train, data_root=args.data_root,
-                                checkpoint=checkpoints.get(model))
-                    spec['work_dir'] = osp.join(args.work_dir, name_of(spec))
+                                num_train=args.num_train, data_root=relative(args.data_root),
+                                data=args.data, footing=args.footing,
+                                checkpoint=checkpoints.get(model) and relative(
+                                    checkpoints[model]))
+                    spec['work_dir'] = relative(osp.join(args.work_dir, name_of(spec)))
                     if key_of(dict(spec, machine=here)) not in done_keys:
                         wanted.append(spec)
     return wanted
@@ -343,7 +410,7 @@ def main(args) -> None:
         os.makedirs(log_dir, exist_ok=True)
         os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
         ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val,
-                    num_test=args.num_test, **SCENES)
+                    num_test=args.num_test, glyphs=args.data, **SCENES)
         specs = plan(args, done, here)
         print_log(f'{len(specs)} runs to do on {machine_id(here)}, {len(done)} results in '
                   f'{args.results}', logger='current')
@@ -354,13 +421,14 @@ def main(args) -> None:
             for result in pool.map(lambda s: launch(s, log_dir), specs):
                 with open(args.results, 'a') as out:  # appended as each run finishes
                     out.write(json.dumps(result) + '\n')
-                os.remove(osp.join(result['work_dir'], CHECKPOINT))  # recorded: not needed
+                os.remove(osp.join(resolve(result['work_dir']), CHECKPOINT))  # recorded
                 done.append(result)
                 print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
                           f'({len(done)} results)', logger='current')
-    rows = [r for r in done if r['model'] in args.models and (args.table or r['split'] ==
-                                                               args.split)]
+    rows = [r for r in done if r['model'] in args.models and r.get('data', 'printed') ==
+            args.data and (args.table or r['split'] == args.split)]
     print(table(rows, args.markdown))
+    print(error_table(rows, args.markdown))
 
 
 def t_interval(diffs: np.ndarray) -> tuple:
@@ -379,14 +447,15 @@ def table(results: list, markdown: bool = False) -> str:
     from prettytable import PrettyTable
     groups, baselines = {}, {}
     for r in results:
-        group = (r['model'], r['start'], r['split'], r['variant'], r['tag'],
+        group = (r['model'], r.get('data', 'printed'), r['num_train'], r['start'], r['split'],
+                 r.get('footing', 'images'), r['variant'], r['tag'],
                  json.dumps(r['ipsd_options'], sort_keys=True), r['iters'],
                  machine_id(r['machine']))
         groups.setdefault(group, []).append(r)
         if r['variant'] == 'baseline':
-            baselines[(r['model'], r['start'], r['split'], r['seed'], r['iters'], r['num_train'],
-                       machine_id(r['machine']))] = r['final']
-    t = PrettyTable(['model', 'start', 'split', 'variant', 'options', 'iters', 'seeds',
+            baselines[pair_key(r)] = r['final']
+    t = PrettyTable(['model', 'data', 'train', 'start', 'split', 'footing', 'variant', 'options',
+                     'iters', 'seeds',
                      'final per seed', 'mean ± std', 'paired diff [95% CI]',
                      'curve (mean at iteration)', 's/iter', 'machine'])
     t.align = 'l'
@@ -394,14 +463,13 @@ def table(results: list, markdown: bool = False) -> str:
         import prettytable  # TableStyle from 3.12 on; MARKDOWN before
         t.set_style(getattr(prettytable, 'TableStyle', prettytable).MARKDOWN)
     machines = {}
-    for (model, start, split, variant, tag, options, iters, _), runs in sorted(groups.items()):
+    for (model, data, num_train, start, split, footing, variant, tag, options, iters,
+         _), runs in sorted(groups.items()):
         runs = sorted(runs, key=lambda r: (r['seed'], machine_id(r['machine'])))
         finals = np.array([r['final'] for r in runs])
         diff = ''
         if variant != 'baseline':
-            pairs = [(r['final'], baselines.get((model, start, split, r['seed'], iters,
-                                                 r['num_train'], machine_id(r['machine']))))
-                     for r in runs]
+            pairs = [(r['final'], baselines.get(pair_key(r))) for r in runs]
             diffs = np.array([v - b for v, b in pairs if b is not None])
             if len(diffs):
                 mean, ci = t_interval(diffs)
@@ -413,15 +481,60 @@ def table(results: list, markdown: bool = False) -> str:
         ids = sorted({machines.setdefault(machine_id(r['machine']), f'M{len(machines) + 1}')
                       for r in runs})
         std = f' ± {finals.std(ddof=1):.2f}' if len(finals) > 1 else ''
-        t.add_row([model, start, split, variant + tag, options if options != '{}' else '',
+        t.add_row([model, data, num_train, start, split, footing, variant + tag,
+                   options if options != '{}' else '',
                    iters, ' '.join(str(r['seed']) for r in runs),
                    ' '.join(f'{v:.2f}' for v in finals), f'{finals.mean():.2f}{std}', diff,
                    ' '.join(f'{v:.1f}@{it}' for it, v in zip(iters_at, curve)),
                    f"{np.mean([r['sec_per_iter'] for r in runs]):.3f}", ' '.join(ids)])
     legend = '\n'.join(f'{short}: {full}' for full, short in machines.items())
     return ('\nDigitScenes accuracy study (std: sample standard deviation over seeds; paired '
-            'diff: variant - baseline of the same seed, start, split and machine, mean and 95% '
-            f't-interval)\n{t}\n{legend}')
+            'diff: variant - baseline of the same seed, data, start, split, footing and machine, '
+            f'mean and 95% t-interval)\n{t}\n{legend}')
+
+
+def pair_key(r: dict) -> tuple:
+    """What a run and the baseline it is paired with share."""
+    return (r['model'], r.get('data', 'printed'), r['num_train'], r['start'], r['split'],
+            r.get('footing', 'images'), r['seed'], r['iters'], machine_id(r['machine']))
+
+
+def error_table(results: list, markdown: bool = False) -> str:
+    """Where the errors are (mean over seeds of the last evaluation, ``study_metrics``): for
+    a segmentor the share of wrong pixels that are digit read as another digit, digit missed
+    (read as background) and background read as a digit, and the class accuracy of the digit
+    pixels found; for a detector mAP beside class-agnostic mAP."""
+    from prettytable import PrettyTable
+    groups = {}
+    for r in results:
+        if r.get('errors'):
+            group = (r['model'], r.get('data', 'printed'), r['num_train'], r['start'],
+                     r['split'], r.get('footing', 'images'), r['variant'] + r['tag'], r['iters'])
+            groups.setdefault(group, []).append(r)
+    t = PrettyTable(['model', 'data', 'train', 'start', 'split', 'footing', 'variant', 'iters',
+                     'seeds', 'metric', 'digit-digit % of errors', 'digit-bg %', 'bg-digit %',
+                     'class acc. of found digits', 'class-agnostic mAP', 'gap (confusion)'])
+    t.align = 'l'
+    if markdown:
+        import prettytable
+        t.set_style(getattr(prettytable, 'TableStyle', prettytable).MARKDOWN)
+
+    def mean(runs, key):
+        values = [r['errors'][key] for r in runs if key in r['errors']]
+        return f'{np.mean(values):.1f}' if values else ''
+
+    for group, runs in sorted(groups.items()):
+        final = np.mean([r['final'] for r in runs])
+        agnostic = [r['errors']['agnostic/bbox_mAP'] for r in runs
+                    if 'agnostic/bbox_mAP' in r['errors']]
+        gap = f'{np.mean(agnostic) - final:.1f}' if agnostic else ''
+        t.add_row(list(group) + [len(runs), f'{final:.1f}',
+                                 mean(runs, 'confusion/object_object_share'),
+                                 mean(runs, 'confusion/object_background_share'),
+                                 mean(runs, 'confusion/background_object_share'),
+                                 mean(runs, 'confusion/found_object_class_acc'),
+                                 mean(runs, 'agnostic/bbox_mAP'), gap])
+    return f'\nWhere the errors are (mean over seeds, last evaluation)\n{t}'
 
 
 if __name__ == '__main__':
@@ -429,7 +542,7 @@ if __name__ == '__main__':
     args = parse_args()
     if args.run_one:
         result = run_one(json.loads(args.run_one))
-        with open(osp.join(result['work_dir'], 'result.json'), 'w') as f:
+        with open(osp.join(resolve(result['work_dir']), 'result.json'), 'w') as f:
             json.dump(result, f)
     else:
         main(args)
