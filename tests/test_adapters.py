@@ -235,9 +235,10 @@ def test_detector_term_is_divided_by_the_classification_loss_normaliser(name, he
     if 'rcnn' in name:  # every sampled RoI counts: 128 per image here
         assert norm == 4 * 128
     terms, stats = adapter.terms(data['data_samples'])
-    boxes = [s.gt_instances.bboxes[[0, 1] if k % 2 == 0 else [0, 3]]
-             for k, s in enumerate(data['data_samples'])]
-    logits = adapter.box_logits(boxes)  # rows: a0 i0, a0 i1, b0 j0, b0 j3, a1 ..., b1 ...
+    boxes = torch.cat([s.gt_instances.bboxes[[0, 1] if k % 2 == 0 else [0, 3]]
+                       for k, s in enumerate(data['data_samples'])])
+    samples = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    logits = adapter.box_logits(boxes, samples)  # rows: a0 i0, a0 i1, b0 j0, b0 j3, a1 ..., b1 ...
     rows_a, rows_b = torch.tensor([0, 1, 4, 5]), torch.tensor([2, 3, 6, 7])
     expected, _, _ = hook.loss.pair_sum(logits[rows_a], logits[rows_b],
                                      torch.tensor([0, 1, 0, 1]), sigmoid=adapter.sigmoid)
@@ -368,3 +369,23 @@ def test_sigmoid_logits_distil_differently_from_softmax():
     soft, _, _ = adapter.loss.pair_sum(z[:3], z[3:], classes, sigmoid=False)
     assert bern.item() != pytest.approx(soft.item())
     assert F.softmax(z / 4, -1).max() < 0.5  # softmax at T=4 is nearly uniform here
+
+
+def test_box_means_pool_every_box_of_the_batch_as_a_loop_would():
+    """The one-stage pooling, all boxes at once: each row is the plain mean of the map's
+    locations the box covers (at least the one holding its centre), on its own image."""
+    from ipsd_mm.distill.dense_head import box_means
+    torch.manual_seed(0)
+    maps = torch.randn(3, 5, 8, 10)
+    boxes = torch.tensor([[0., 0., 16., 16.], [9., 3., 11., 5.], [40., 20., 80., 64.],
+                          [3., 3., 4., 4.]])
+    samples = torch.tensor([2, 0, 1, 2])
+    stride = 8
+    expected = []
+    for (x0, y0, x1, y1), k in zip(boxes.tolist(), samples.tolist()):
+        c0, r0 = min(int(x0 // stride), 9), min(int(y0 // stride), 7)
+        c1 = max(min(-int(-x1 // stride), 10), c0 + 1)
+        r1 = max(min(-int(-y1 // stride), 8), r0 + 1)
+        expected.append(maps[k, :, r0:r1, c0:c1].mean((1, 2)))
+    torch.testing.assert_close(box_means(maps, boxes, samples, stride), torch.stack(expected),
+                               rtol=1e-5, atol=1e-5)

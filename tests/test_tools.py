@@ -130,13 +130,18 @@ def test_demo_quick_run_prints_the_table(tmp_path):
     assert glob.glob(str(tmp_path / 'work' / 'pairs' / 'seg' / '*.png'))
 
 
-def test_benchmark_quick_prints_both_tables():
+def test_benchmark_quick_prints_every_table():
     proc = subprocess.run([PY, osp.join(ROOT, 'tools/benchmark.py'), '--quick'],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for row in ('IntraClassPatchSwap', 'mmdet CopyPaste', 'mmdet MixUp', 'floor',
-                'IPSD (swap pairs + loss_ipsd)', 'frozen ResNet-101 teacher'):
+                'IPSD (swap pairs + loss_ipsd)', 'frozen ResNet-101 teacher',
+                'operators at twice the batch'):
         assert row in proc.stdout, row
+    # The segmentor's term is batched over pairs and classes: as many operators at 4 images.
+    row = next(line for line in proc.stdout.splitlines() if 'demo DeepLabV3, 8x128' in line)
+    _, _, ops, _, ops_twice, _ = [cell.strip() for cell in row.split('|')]
+    assert int(ops) > 0 and ops == ops_twice
     proc = subprocess.run([PY, osp.join(ROOT, 'tools/benchmark.py'), '--amp'],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and '--amp needs --device cuda' in proc.stderr

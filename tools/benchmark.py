@@ -27,7 +27,8 @@ from ipsd_mm.testing.synthetic import blocky, for_cpu, pair_batch
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Cost of IPSD, measured')
-    parser.add_argument('--parts', nargs='+', choices=['aug', 'step'], default=['aug', 'step'])
+    parser.add_argument('--parts', nargs='+', choices=['aug', 'step', 'term'],
+                        default=['aug', 'step', 'term'])
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--step-models', nargs='+', metavar='WORD',
                         help='only the step-table models whose name holds one of these words '
@@ -286,6 +287,96 @@ def step_worker(config: str, images: int, size, variants, iters: int, device: st
     print(json.dumps(result))
 
 
+TERM_MODELS = {
+    'demo DeepLabV3, 8x128x128': ('demo/deeplabv3_r18-d8_digit-scenes.py', 8, (128, 128)),
+    'demo RetinaNet, 8x128x128': ('demo/retinanet_r18_fpn_digit-scenes.py', 8, (128, 128)),
+    'study Faster R-CNN, 8x64x64': ('study/faster-rcnn_r18-w16_fpn_digit-scenes.py', 8, (64, 64)),
+}
+
+
+def term_worker(config: str, images: int, size, repeats: int) -> None:
+    """Runs in a subprocess: what the term alone costs the host in one training step. After a
+    recorded forward of the task loss, ``adapter.terms`` and the term's backward to the
+    recorded tensors are profiled (the operators they dispatch: each a kernel launch on a GPU,
+    counted at the first level, as Python or autograd calls them) and timed (median host
+    time). Prints one JSON line."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from mmengine.registry import MODELS, init_default_scope
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    configs = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
+    cfg = Config.fromfile(osp.join(configs, config))
+    init_default_scope(cfg.default_scope)
+    for_cpu(cfg.model)
+    model = MODELS.build(cfg.model)
+    model.train()
+    seg = cfg.model.type == 'EncoderDecoder'
+    data = model.data_preprocessor(pair_batch('seg' if seg else 'det', images, size), True)
+    inputs, samples = data['inputs'], data['data_samples']
+
+    class _Runner:
+        logger = MMLogger.get_instance('benchmark')
+    _Runner.model = model
+    task_loss = type(model).loss.__get__(model)  # the model's own loss, not the hook's
+    hook = ipsd_mm.IPSDHook()
+    hook.before_run(_Runner)
+    adapter = hook.adapter
+
+    def tensors(value) -> list:
+        if isinstance(value, torch.Tensor):
+            return [value] if value.requires_grad else []
+        if isinstance(value, (list, tuple)):
+            return [t for v in value for t in tensors(v)]
+        return []
+
+    def term(profiled: bool = False):
+        with adapter.recording():
+            task_loss(inputs, samples)
+        recorded = tensors(list(adapter.recorder.calls.values()))
+        prof = profile(activities=[ProfilerActivity.CPU]) if profiled else None
+        start = time.perf_counter()
+        if prof:
+            prof.__enter__()
+        losses, _ = adapter.terms(samples)
+        torch.autograd.grad(sum(losses.values()), recorded, allow_unused=True)
+        if prof:
+            prof.__exit__(None, None, None)
+        elapsed = time.perf_counter() - start
+        adapter.recorder.clear()
+        return prof or elapsed
+
+    term()  # warm-up
+    prof = term(profiled=True)
+    ops = [e for e in prof.events() if e.name.startswith('aten::') and (
+        e.cpu_parent is None or not e.cpu_parent.name.startswith('aten::'))]
+    times = [term() for _ in range(repeats)]
+    hook.after_run(_Runner)
+    print(json.dumps(dict(ops=len(ops), ms=1000 * float(np.median(times)))))
+
+
+def term_table(repeats: int, quick: bool) -> str:
+    """Per model: the term's operators and host time at its batch, and its operators at twice
+    that batch (a term batched over pairs and classes dispatches as many at both)."""
+    table = PrettyTable(['model', 'operators (term forward + backward)', 'host ms (median)',
+                         'operators at twice the batch'])
+    for name, (config, images, size) in list(TERM_MODELS.items())[:1 if quick else None]:
+        if quick:
+            images, size = 2, (64, 64)
+        results = []
+        for batch in (images, 2 * images):
+            out = subprocess.run([sys.executable, __file__, '--term-worker', config, str(batch),
+                                  str(size[0]), str(size[1]), str(repeats)],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f'{config}:\n{out.stderr[-3000:]}')
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        table.add_row([name, results[0]['ops'], f"{results[0]['ms']:.2f}", results[1]['ops']])
+    return str(table)
+
+
 def device_waits(run) -> dict:
     """Host-device synchronisations during ``run()``, from torch's sync debug mode: how many in
     all, and the ipsd_mm lines that caused any (the warnings point at the calling line)."""
@@ -347,6 +438,10 @@ def step_table(iters, quick, words=None, device='cpu', amp_modes=(False, )):
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == '--term-worker':
+        config, images, h, w, repeats = sys.argv[2:7]
+        term_worker(config, int(images), (int(h), int(w)), int(repeats))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == '--step-worker':
         config, images, h, w, variants, iters, device, amp = sys.argv[2:10]
         step_worker(config, int(images), (int(h), int(w)), tuple(variants.split(',')),
@@ -362,6 +457,10 @@ def main():
               'interleaved rounds)')
         amp_modes = (False, True) if args.amp else (False, )
         print(step_table(repeats, args.quick, args.step_models, args.device, amp_modes))
+    if 'term' in args.parts:
+        print('\nThe term alone, per training step on the host: operators dispatched and time '
+              f'(median of {repeats})')
+        print(term_table(repeats, args.quick))
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 """The adapter of mmdet's one-stage detectors (RetinaNet, FCOS, ATSS, GFL): the classification
 maps of the training forward, pooled inside each ground-truth box (``box_means``)."""
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ class DenseHeadAdapter(InstanceAdapter):
     def zero(self) -> Tensor:
         return zero_like(*self.recorder.get('head')[0])
 
-    def box_logits(self, boxes: List[Tensor]) -> Tensor:
+    def box_logits(self, boxes: Tensor, samples: Tensor) -> Tensor:
         head = self.model.bbox_head
         cls_scores = self.recorder.get('head')[0]
         pooled = []
@@ -56,47 +56,22 @@ class DenseHeadAdapter(InstanceAdapter):
             n, channels, h, w = level.shape
             maps = level.float().view(n, channels // head.cls_out_channels,
                                       head.cls_out_channels, h, w).mean(1)
-            pooled.append(box_means(maps, boxes, stride))
+            pooled.append(box_means(maps, boxes, samples, stride))
         return torch.stack(pooled).mean(0)
 
 
-def box_means(maps: Tensor, boxes: List[Tensor], stride) -> Tensor:
-    """Mean of (B, C, h, w) ``maps`` over the locations inside each box (at least the one
-    holding its centre), boxes in input pixels; rows sample by sample."""
+def box_means(maps: Tensor, boxes: Tensor, samples: Tensor, stride) -> Tensor:
+    """Mean of (B, C, h, w) ``maps`` over the locations inside each of the (N, 4) ``boxes``
+    (at least the one holding its centre), box k in input pixels of image ``samples[k]``: all
+    boxes of the batch at once, from a summed-area table, as (N, C)."""
     sy, sx = (stride, stride) if isinstance(stride, (int, float)) else (stride[1], stride[0])
     n, c, h, w = maps.shape
     table = F.pad(maps.cumsum(2).cumsum(3), (1, 0, 1, 0))  # (B, C, h + 1, w + 1)
-    rows = []
-    for k, bx in enumerate(boxes):
-        if len(bx) == 0:
-            continue
-        bx = bx.float()
-        x0 = (bx[:, 0] / sx).floor().clamp(0, w - 1).long()
-        y0 = (bx[:, 1] / sy).floor().clamp(0, h - 1).long()
-        x1 = torch.maximum((bx[:, 2] / sx).ceil().clamp(max=w).long(), x0 + 1)
-        y1 = torch.maximum((bx[:, 3] / sy).ceil().clamp(max=h).long(), y0 + 1)
-        t = table[k]
-        sums = t[:, y1, x1] - t[:, y0, x1] - t[:, y1, x0] + t[:, y0, x0]  # (C, N)
-        rows.append((sums / ((y1 - y0) * (x1 - x0)).float()).t())
-    return torch.cat(rows)
-
-
-def box_means(maps: Tensor, boxes: List[Tensor], stride) -> Tensor:
-    """Mean of (B, C, h, w) ``maps`` over the locations inside each box (at least the one
-    holding its centre), boxes in input pixels; rows sample by sample."""
-    sy, sx = (stride, stride) if isinstance(stride, (int, float)) else (stride[1], stride[0])
-    n, c, h, w = maps.shape
-    table = F.pad(maps.cumsum(2).cumsum(3), (1, 0, 1, 0))  # (B, C, h + 1, w + 1)
-    rows = []
-    for k, bx in enumerate(boxes):
-        if len(bx) == 0:
-            continue
-        bx = bx.float()
-        x0 = (bx[:, 0] / sx).floor().clamp(0, w - 1).long()
-        y0 = (bx[:, 1] / sy).floor().clamp(0, h - 1).long()
-        x1 = torch.maximum((bx[:, 2] / sx).ceil().clamp(max=w).long(), x0 + 1)
-        y1 = torch.maximum((bx[:, 3] / sy).ceil().clamp(max=h).long(), y0 + 1)
-        t = table[k]
-        sums = t[:, y1, x1] - t[:, y0, x1] - t[:, y1, x0] + t[:, y0, x0]  # (C, N)
-        rows.append((sums / ((y1 - y0) * (x1 - x0)).float()).t())
-    return torch.cat(rows)
+    bx = boxes.float()
+    x0 = (bx[:, 0] / sx).floor().clamp(0, w - 1).long()
+    y0 = (bx[:, 1] / sy).floor().clamp(0, h - 1).long()
+    x1 = torch.maximum((bx[:, 2] / sx).ceil().clamp(max=w).long(), x0 + 1)
+    y1 = torch.maximum((bx[:, 3] / sy).ceil().clamp(max=h).long(), y0 + 1)
+    corner = (lambda y, x: table[samples, :, y, x])  # (N, C)
+    sums = corner(y1, x1) - corner(y0, x1) - corner(y1, x0) + corner(y0, x0)
+    return sums / ((y1 - y0) * (x1 - x0)).float()[:, None]

@@ -1,8 +1,9 @@
 """What the detector adapters share (``two_stage.py``, ``dense_head.py``): the matched
 instances of each pair, their class logits, the paired KL, divided by the normaliser the
 classification loss was given in the same forward."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from mmdet.structures.bbox import get_box_tensor
 from torch import Tensor, nn
@@ -69,27 +70,32 @@ class InstanceAdapter(Adapter):
                      ipsd_gated=0)
         if not matches:
             return BatchTerms({'loss_ipsd': self.zero()}, stats)
-        # Each instance that takes part gets one row of logits, sample by sample.
+        # Each instance that takes part gets one row of logits, sample by sample; rows and
+        # classes are gathered from the batch's boxes and labels at once (host indices).
         keys = sorted({(a, i) for a, i, _, _ in matches} | {(b, j) for _, _, b, j in matches})
         row = {key: n for n, key in enumerate(keys)}
-        boxes = [get_box_tensor(data_samples[k].gt_instances.bboxes)[
-            [i for kk, i in keys if kk == k]] for k in range(len(data_samples))]
-        classes = torch.stack([data_samples[a].gt_instances.labels[i]
-                               for a, i, _, _ in matches])
+        starts = np.cumsum([0] + [len(s.gt_instances) for s in data_samples])
+        all_boxes = torch.cat([get_box_tensor(s.gt_instances.bboxes) for s in data_samples])
+        all_labels = torch.cat([s.gt_instances.labels for s in data_samples])
+        device = all_boxes.device
+        picked, samples = to_device([[starts[k] + i for k, i in keys], [k for k, _ in keys]],
+                                    device)
+        labelled, rows_a, rows_b = to_device(
+            [[starts[a] + i for a, i, _, _ in matches], [row[(a, i)] for a, i, _, _ in matches],
+             [row[(b, j)] for _, _, b, j in matches]], device)
+        boxes, classes = all_boxes[picked], all_labels[labelled]
         num = self.cls_head().num_classes
         # Both checks in one read from the device.
-        finite, largest = torch.stack([torch.isfinite(torch.cat(boxes)).all().long(),
+        finite, largest = torch.stack([torch.isfinite(boxes).all().long(),
                                        classes.max().long()]).tolist()
         if not finite:
-            bad = next(k for k, bx in enumerate(boxes) if not torch.isfinite(bx).all())
+            bad = int(samples[~torch.isfinite(boxes).all(1)][0])
             raise ValueError(f'IPSDHook: data sample {bad} holds non-finite gt boxes (NaN or '
                              'inf); fix or filter these annotations')
         check_classes(largest, num, type(self.cls_head()).__name__,
                       "the dataset's classes must match the head's num_classes")
-        logits = self.box_logits(boxes)
-        rows_a, rows_b = to_device([[row[(a, i)] for a, i, _, _ in matches],
-                                    [row[(b, j)] for _, _, b, j in matches]], logits.device)
-        result = self.loss.pair_sum(logits[rows_a], logits[rows_b], classes.to(logits.device),
+        logits = self.box_logits(boxes, samples)
+        result = self.loss.pair_sum(logits[rows_a], logits[rows_b], classes,
                                     sigmoid=self.sigmoid)
         norm, weight = self.normaliser()
         stats.update(ipsd_gated=result.gated,
@@ -101,6 +107,7 @@ class InstanceAdapter(Adapter):
         """A zero term attached to the graph of this forward."""
         raise NotImplementedError
 
-    def box_logits(self, boxes: List[Tensor]) -> Tensor:
-        """Class logits of the given ground-truth boxes, one row per box, sample by sample."""
+    def box_logits(self, boxes: Tensor, samples: Tensor) -> Tensor:
+        """Class logits of the (N, 4) ground-truth ``boxes``, box k of image ``samples[k]``:
+        one row per box."""
         raise NotImplementedError

@@ -1,11 +1,12 @@
 """The adapter of mmdet's two-stage detectors (Faster/Mask R-CNN): the RoI head's classifier run
 on the ground-truth boxes, from the neck features of the same forward."""
-from typing import Dict, List, Optional
+from typing import Dict, Optional
+
+import torch
 
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
-from mmdet.structures.bbox import bbox2roi
 from torch import Tensor, nn
 
 from .adapter import register_adapter, supported
@@ -52,11 +53,12 @@ class TwoStageAdapter(InstanceAdapter):
     def zero(self) -> Tensor:
         return zero_like(*self.recorder.get('feats'))
 
-    def box_logits(self, boxes: List[Tensor]) -> Tensor:
+    def box_logits(self, boxes: Tensor, samples: Tensor) -> Tensor:
         feats = self.recorder.get('feats')
         roi_head = self.model.roi_head
         extractor, head = roi_head.bbox_roi_extractor, roi_head.bbox_head
-        rois = bbox2roi([b.to(feats[0].dtype) for b in boxes])
+        boxes = boxes.to(feats[0].dtype)
+        rois = torch.cat([samples[:, None].to(boxes.dtype), boxes], 1)  # as bbox2roi makes
         roi_feats = extractor(feats[:extractor.num_inputs], rois)
         if roi_head.with_shared_head:
             roi_feats = roi_head.shared_head(roi_feats)
