@@ -389,3 +389,34 @@ def test_box_means_pool_every_box_of_the_batch_as_a_loop_would():
         expected.append(maps[k, :, r0:r1, c0:c1].mean((1, 2)))
     torch.testing.assert_close(box_means(maps, boxes, samples, stride), torch.stack(expected),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_aux_term_is_the_aux_heads_own_term_at_its_own_weight():
+    """use_aux distils the auxiliary head's conv_seg logits exactly as the decode head's: the
+    same region sum over that head's logits, divided by its pixels and scaled by its own
+    loss_weight (0.4 in the study config), not a copy of the decode term."""
+    torch.manual_seed(0)
+    model = study('deeplabv3_r18-d8-w16_digit-scenes')
+    hook = IPSDHook(use_aux=True)
+    hook.before_run(_Runner(model))
+    model.train()
+    data = model.data_preprocessor(pair_batch('seg', 4, (64, 64), block=16), True)
+    adapter = hook.adapter
+    with adapter.recording():
+        type(model).loss(model, data['inputs'], data['data_samples'])
+    terms, _ = adapter.terms(data['data_samples'])
+    samples = data['data_samples']
+    labels = torch.stack([s.gt_sem_seg.data for s in samples])
+    pairs = [(0, 1), (2, 3)]
+    rows = [(k, a, b, int(c)) for k, (a, b) in enumerate(pairs) for c in samples[a].get(CLASSES)]
+    aux = model.auxiliary_head
+    logits = adapter.recorder.get('aux0')
+    small = F.interpolate(labels.float(), logits.shape[-2:], mode='nearest')[:, 0].long()
+    norm, weight = SegmentorAdapter.normaliser(aux, small)
+    expected = adapter.head_sum(logits, small, pairs, rows, 'aux0').total * weight / norm
+    assert weight == pytest.approx(aux.loss_decode.loss_weight) and weight != 1.0
+    assert terms['loss_ipsd_aux0'].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert terms['loss_ipsd_aux0'].item() > 0
+    assert terms['loss_ipsd_aux0'].item() != pytest.approx(terms['loss_ipsd'].item(), rel=1e-3)
+    adapter.recorder.clear()
+    hook.after_run(_Runner(model))

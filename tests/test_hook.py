@@ -1,4 +1,5 @@
 """IPSDHook with real small models: training, gradients, bad input, resume and DDP."""
+import copy
 import math
 import os
 import os.path as osp
@@ -189,7 +190,7 @@ def test_a_batch_collated_without_pair_collate_is_named_before_the_preprocessor(
     cfg = tiny_cfg(SEG, digit_scenes, str(tmp_path))
     cfg.train_dataloader.collate_fn = dict(type='pseudo_collate')
     runner = Runner.from_cfg(cfg)
-    with pytest.raises((KeyError, TypeError), match='pair_collate'):
+    with pytest.raises(RuntimeError, match='pair_collate'):
         runner.train()
 
 
@@ -221,7 +222,53 @@ def test_a_child_config_overrides_the_swap(digit_scenes, tmp_path):
     child = tmp_path / 'child.py'
     child.write_text(f"_base_ = ['{osp.join(CONFIGS, SEG)}']\n"
                      "train_dataloader = dict(dataset=dict(swap=dict(patch_size=24, prob=0.5)))\n")
-    cfg = Config.fromfile(str(child))
-    assert cfg.train_dataloader.dataset.swap.patch_size == 24
-    assert cfg.train_dataloader.dataset.swap.prob == 0.5
-    assert 'ipsd_swap' not in cfg  # no second, dead copy of the options
+    runner = Runner.from_cfg(tiny_cfg(str(child), digit_scenes, str(tmp_path / 'work')))
+    options = runner.train_dataloader.dataset.swap.options  # what the built transform uses
+    assert options.patch_size == (24, 24) and options.prob == 0.5
+
+
+def test_a_second_ipsd_hook_on_the_model_is_refused_by_name(digit_scenes, tmp_path):
+    """Two IPSDHooks (a child config adding one to its base's) would wrap model.loss twice and
+    keep only the last term; the second is refused, and the run names it."""
+    cfg = tiny_cfg(SEG, digit_scenes, str(tmp_path))
+    cfg.custom_hooks = [dict(type='IPSDHook'), dict(type='IPSDHook', loss_weight=2.0)]
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match='a second IPSDHook on the same model'):
+        runner.train()
+
+
+def test_unknown_options_are_named_with_the_ones_that_exist():
+    from mmseg.registry import TRANSFORMS
+    with pytest.raises(TypeError, match=r'no option tempreature; its options: loss_weight.*'
+                                         r'temperature, gate, gate_threshold'):
+        IPSDHook(tempreature=2.0)
+    with pytest.raises(TypeError, match=r'no option box_grid; its options: patch_size'):
+        TRANSFORMS.build(dict(type='IntraClassPatchSwap', box_grid=2))
+
+
+def test_pairs_collated_by_another_function_name_pair_collate_without_the_hook(digit_scenes,
+                                                                                tmp_path):
+    """Without IPSDHook nothing else checks the batch: the pair item itself refuses to be
+    rebuilt by pseudo_collate, naming pair_collate, before mmseg's preprocessor fails."""
+    cfg = tiny_cfg(SEG, digit_scenes, str(tmp_path))
+    cfg.train_dataloader.collate_fn = dict(type='pseudo_collate')
+    cfg.custom_hooks = []
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(RuntimeError, match=r"collate_fn=dict\(type='pair_collate'\)"):
+        runner.train()
+
+
+def test_evaluating_on_the_pair_dataset_is_refused_naming_the_loop(digit_scenes, tmp_path):
+    cfg = tiny_cfg(SEG, digit_scenes, str(tmp_path))
+    cfg.val_dataloader = copy.deepcopy(cfg.train_dataloader)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match='the val loop reads IntraClassPairDataset'):
+        runner.train()
+
+
+def test_a_decode_head_with_fewer_classes_than_the_dataset_is_named(digit_scenes, tmp_path):
+    cfg = tiny_cfg(SEG, digit_scenes, str(tmp_path))
+    cfg.model.decode_head.num_classes = 5
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r'num_classes=5 but the train dataset has 11 classes'):
+        runner.train()

@@ -1,4 +1,5 @@
 """Class index, IntraClassPairDataset and pair_collate on small on-disk datasets."""
+import copy
 import os
 import os.path as osp
 
@@ -98,6 +99,7 @@ def test_lonely_class_gets_a_random_partner(digit_scenes):
     ds = det_pairs(digit_scenes)
     ds.class_index[0] = np.array([99])  # a class no other image holds
     ds.images_of_class[99] = np.array([0])
+    ds._pairable[99] = False
     assert ds.partner_of(0, np.random.default_rng(0)) != 0
 
 
@@ -203,6 +205,10 @@ def test_bad_class_index_cache_and_max_refetch_are_clear(digit_scenes, tmp_path)
     with pytest.raises(ValueError, match='is a directory'):
         seg_pairs(digit_scenes, class_index_cache=str(tmp_path))
     assert not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]  # no debris
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')  # a folder below a file cannot be created
+    with pytest.raises(OSError, match='cannot write the class index cache.*class_index_cache'):
+        seg_pairs(digit_scenes, class_index_cache=str(blocker / 'cache' / 'index.pkl'))
     with pytest.raises(ValueError, match='max_refetch'):
         seg_pairs(digit_scenes, max_refetch=-1)
 
@@ -215,6 +221,8 @@ def test_excluded_classes_never_pair_and_are_checked(digit_scenes):
         assert 0 not in a['data_samples'].get(CLASSES)
     with pytest.raises(ValueError, match='exclude_classes=.*11 classes'):
         seg_pairs(digit_scenes, swap=dict(exclude_classes=[11]))
+    with pytest.raises(ValueError, match=r'exclude_classes=\[0, .*leaves no class'):
+        seg_pairs(digit_scenes, swap=dict(exclude_classes=list(range(11))))
 
 
 def test_label_values_beyond_the_classes_are_named(digit_scenes, tmp_path):
@@ -227,3 +235,68 @@ def test_label_values_beyond_the_classes_are_named(digit_scenes, tmp_path):
     cv2.imwrite(osp.join(root, 'labels/train', path), label)
     with pytest.raises(ValueError, match=r'labels \[50\].*0\.\.10.*ignore_index \(255\)'):
         seg_pairs(root, class_index_cache=False)
+
+
+@pytest.mark.parametrize('task,wrapper', [  # ClassBalancedDataset is mmdet's (instance labels)
+    ('det', 'RepeatDataset'), ('det', 'ConcatDataset'), ('det', 'ClassBalancedDataset'),
+    ('seg', 'RepeatDataset'), ('seg', 'ConcatDataset')])
+def test_wrapped_datasets_never_pair_an_image_with_its_own_copy(task, wrapper, digit_scenes):
+    """mmdet's VOC configs wrap the train set in RepeatDataset; ConcatDataset([ds, ds]) and
+    ClassBalancedDataset repeat images too. Every pair is of two different images (by path),
+    and still shares a class."""
+    if task == 'det':
+        init_default_scope('mmdet')
+        inner, registry, key = det_dataset_cfg(digit_scenes, DET_LOAD), DET_DATASETS, 'img_path'
+        swap = dict(type='IntraClassPatchSwap', box_grid=2, min_cell_size=2)
+        pack = 'PackDetInputs'
+    else:
+        init_default_scope('mmseg')
+        inner, registry, key = seg_dataset_cfg(digit_scenes, SEG_LOAD), SEG_DATASETS, 'img_path'
+        swap = dict(type='IntraClassPatchSwap', patch_size=8)
+        pack = 'PackSegInputs'
+    if wrapper == 'RepeatDataset':
+        wrapped = dict(type='RepeatDataset', times=3, dataset=inner)
+    elif wrapper == 'ConcatDataset':
+        wrapped = dict(type='ConcatDataset', datasets=[inner, copy.deepcopy(inner)])
+    else:
+        wrapped = dict(type='ClassBalancedDataset', oversample_thr=0.5, dataset=inner)
+    ds = registry.build(dict(type='IntraClassPairDataset', dataset=wrapped, swap=swap,
+                             pipeline=[dict(type=pack)]))
+    assert len(ds) > len(np.unique(ds.image_ids))  # the wrapper does repeat images
+    rng = np.random.default_rng(0)
+    for i in range(len(ds)):
+        for _ in range(3):
+            j = ds.partner_of(i, rng)
+            assert ds.get_data_info(i)[key] != ds.get_data_info(j)[key], (i, j)
+            assert set(ds.class_index[i].tolist()) & set(ds.class_index[j].tolist())
+
+
+def test_a_pair_pipeline_that_drops_boxes_is_refused_with_where_it_belongs(digit_scenes):
+    """The instance pairs index the boxes the swap saw: a FilterAnnotations after the swap
+    would point them at other boxes (or past the end)."""
+    init_default_scope('mmdet')
+    ds = DET_DATASETS.build(dict(
+        type='IntraClassPairDataset', dataset=det_dataset_cfg(digit_scenes, DET_LOAD),
+        swap=dict(type='IntraClassPatchSwap', box_grid=2, min_cell_size=2),
+        pipeline=[dict(type='FilterAnnotations', min_gt_bbox_wh=(24, 24)),
+                  dict(type='PackDetInputs')]))
+    with pytest.raises(ValueError, match=r"changed the (anchor|partner)'s boxes after the swap "
+                                         r"\(\d+ -> \d+\).*before the swap"):
+        for i in range(len(ds)):
+            ds[i]
+
+
+def test_cells_as_large_as_the_image_are_said_once(digit_scenes):
+    from mmengine.logging import MMLogger
+    ds = seg_pairs(digit_scenes, swap=dict(patch_size=64))  # the 64x64 scenes: one cell
+    logger = MMLogger.get_current_instance()
+    said = []
+    handler = type('Keep', (__import__('logging').Handler, ), {
+        'emit': lambda self, record: said.append(record.getMessage())})()
+    logger.addHandler(handler)
+    try:
+        ds[0], ds[1]
+    finally:
+        logger.removeHandler(handler)
+    warned = [m for m in said if 'at least the image size 64x64' in m]
+    assert len(warned) == 1 and 'exchanges whole images' in warned[0]

@@ -39,10 +39,24 @@ def test_import_registers_everything():
     assert FUNCTIONS.get('pair_collate') is ipsd_mm.pair_collate
 
 
-def test_numpy_is_the_major_version_the_stack_is_built_for():
-    # mmcv's ops are compiled against numpy's C API here; the stack is built and tested with
-    # numpy 2 (requirements pin it), and a numpy 1 or 3 would be a different, untested stack.
-    assert int(np.__version__.split('.')[0]) == 2, np.__version__
+def test_numpy_arrays_cross_into_the_compiled_stack():
+    """The numpy the stack is installed with (2, pinned in requirements) works where numpy's
+    ABI matters: mmcv's compiled nms on numpy input, pycocotools' RLE masks, torch views of
+    numpy memory and cv2."""
+    import cv2
+    from mmcv.ops import nms
+    from pycocotools import mask as mask_utils
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], dtype=np.float32)
+    _, keep = nms(boxes, np.array([0.9, 0.8, 0.7], dtype=np.float32), iou_threshold=0.5)
+    assert isinstance(keep, np.ndarray) and keep.tolist() == [0, 2]
+    mask = np.zeros((8, 8), dtype=np.uint8, order='F')
+    mask[2:5, 3:7] = 1
+    rle = mask_utils.encode(mask)
+    assert mask_utils.area(rle) == 12 and (mask_utils.decode(rle) == mask).all()
+    shared = torch.from_numpy(mask)
+    shared[0, 0] = 7
+    assert mask[0, 0] == 7  # one memory
+    assert cv2.resize(mask, (4, 4), interpolation=cv2.INTER_NEAREST).shape == (4, 4)
 
 
 @pytest.mark.parametrize('name', ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',

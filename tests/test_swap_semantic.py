@@ -186,3 +186,30 @@ def test_absurd_label_values_are_a_clear_error_not_a_huge_allocation():
     with pytest.raises(ValueError, match='label 1099511627776.*ignore_index'):
         swap_semantic(img, img.copy(), [lab_a], [np.zeros((8, 8), np.int64)],
                       np.random.default_rng(0), opts((4, 4), (1.0, 1.0), 1.0, 0.5))
+
+
+def test_the_ignore_value_changes_neither_the_swap_nor_the_count_table():
+    """uint16 label maps marking unlabelled pixels 65535 swap exactly as with 255, and the
+    per-cell class counts are as wide as the classes, not as the ignore value (a 65536-wide
+    table per cell cost seconds and gigabytes on a 512x512 pair)."""
+    from ipsd_mm.swap.semantic import cell_class_counts, class_bins, image_grids
+    rng = np.random.default_rng(0)
+    labels = [blocky(rng, 64, 64, 5, 16, ignore=0.2).astype(np.uint16) for _ in range(2)]
+    images = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(2)]
+    results = {}
+    for ignore in (255, 65535):
+        maps = [lab.copy() for lab in labels]
+        for m in maps:
+            m[m == 255] = ignore
+        imgs = [img.copy() for img in images]
+        opts = SemanticSwapOptions(patch_size=8, ignore_index=ignore)
+        swap = swap_semantic(imgs[0], imgs[1], [maps[0]], [maps[1]],
+                             np.random.default_rng(1), opts)
+        assert swap.swapped
+        (ya, xa), _ = image_grids(maps[0].shape, maps[1].shape, opts.patch_size)
+        bins = class_bins(maps[0], maps[1], ignore)
+        assert bins == 5 and cell_class_counts(maps[0], ya, xa, bins, ignore).shape == (64, 5)
+        maps = [np.where(m == ignore, 255, m) for m in maps]
+        results[ignore] = (swap.cells_a, swap.classes, [m.tolist() for m in maps],
+                           [img.tolist() for img in imgs])
+    assert results[255] == results[65535]

@@ -15,7 +15,7 @@ from mmengine.dist import barrier, get_rank
 from mmengine.fileio import dump, load
 from mmengine.logging import print_log
 from ..progress import progress
-from ..swap.semantic import present_classes
+from ..swap.semantic import MAX_LABEL, present_classes
 
 ClassIndex = List[np.ndarray]  # per image, the sorted class ids it holds
 
@@ -136,7 +136,7 @@ def _scan_label_maps(dataset, seg_paths: List[str]) -> ClassIndex:
                              f'the ignore_index ({ignore_index})')
         top = int(label.max()) if label.size else 0
         if num_classes is not None and top >= num_classes:
-            huge = top > max(ignore_index, 65535)  # a bincount would need memory to match
+            huge = top > max(ignore_index, MAX_LABEL)  # a bincount would need memory to match
             check_labels(np.unique(label) if huge else present_classes(label), num_classes,
                          ignore_index, where)
         index.append(present_classes(label, (ignore_index, )))
@@ -169,9 +169,9 @@ def segmentation_class_index(dataset, cache_file: Union[str, bool, None] = None)
         index = _load_cache(cache_file, signature, len(seg_paths))
         if index is None:
             index = _scan_label_maps(dataset, seg_paths)
-            os.makedirs(osp.dirname(osp.abspath(cache_file)), exist_ok=True)
             tmp = f'{cache_file}.{os.getpid()}.tmp'
             try:
+                os.makedirs(osp.dirname(osp.abspath(cache_file)), exist_ok=True)
                 dump(dict(signature=signature, classes=[c.tolist() for c in index]), tmp,
                      file_format='pkl')
                 os.replace(tmp, cache_file)  # atomic: a reader never sees half a file

@@ -7,6 +7,23 @@ from mmengine.registry import FUNCTIONS
 from ..pair_meta import PAIR_ID
 
 
+class PackedPair(list):
+    """An item of ``IntraClassPairDataset``: the anchor's and the partner's packed samples.
+
+    Only :func:`pair_collate` collates pairs. Another collate function (``pseudo_collate``,
+    ``default_collate``) rebuilds the item type from batched columns, whose ``data_samples``
+    are lists: that is refused here, where the batch is first seen, with the fix."""
+
+    def __init__(self, members=()) -> None:
+        members = list(members)
+        if any(isinstance(m, dict) and isinstance(m.get('data_samples'), (list, tuple))
+               for m in members):
+            raise RuntimeError("IntraClassPairDataset's items are pairs, collated only by "
+                               "pair_collate: set the train dataloader's collate_fn="
+                               "dict(type='pair_collate')")
+        super().__init__(members)
+
+
 def _is_pair(item: Any) -> bool:
     return (isinstance(item, (list, tuple)) and len(item) == 2
             and all(isinstance(m, dict) and 'data_samples' in m for m in item))

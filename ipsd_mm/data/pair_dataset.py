@@ -12,6 +12,7 @@ from mmengine.registry import Registry
 
 from ..pair_meta import ANCHOR, PARTNER, ROLE, SWAP_RECORD
 from .class_index import ClassIndex, resolve_cache_option
+from .collate import PackedPair
 from .rng import ProcessRNG
 
 
@@ -118,17 +119,38 @@ class IntraClassPairDatasetBase:
             raise ValueError(f'IntraClassPatchSwap: exclude_classes={list(excluded)} names ids '
                              f'beyond the {len(classes)} classes of {name} (ids 0..'
                              f'{len(classes) - 1}: {tuple(classes)})')
-        self.class_index = [np.setdiff1d(c, excluded) if excluded else c
-                            for c in self._build_class_index()]
+        raw_index = self._build_class_index()
+        self.class_index = [np.setdiff1d(c, excluded) if excluded else c for c in raw_index]
         holders: Dict[int, List[int]] = {}
         for i, classes in enumerate(self.class_index):
             for c in classes:
                 holders.setdefault(int(c), []).append(i)
         if not holders:
+            if excluded and any(len(c) for c in raw_index):
+                raise ValueError(f'IntraClassPatchSwap: exclude_classes={list(excluded)} leaves '
+                                 f'no class of {name} to pair: every class its images hold is '
+                                 'excluded; exclude only the classes that are not objects')
             raise ValueError(f'IntraClassPairDataset: no image of {name} holds any class, so '
                              'nothing can be paired; check the annotations and label settings')
         self.images_of_class = {c: np.asarray(v) for c, v in holders.items()}
+        self.image_ids = self._image_ids()
+        self._copies = len(np.unique(self.image_ids)) < len(self.image_ids)
+        self._pairable = {c: len(np.unique(self.image_ids[v])) > 1
+                          for c, v in self.images_of_class.items()}
         self._fully_initialized = True
+
+    def _image_ids(self) -> np.ndarray:
+        """One id per item, the same for items that are one image: wrappers such as
+        ``RepeatDataset``, ``ConcatDataset([ds, ds])`` or ``ClassBalancedDataset`` repeat
+        items, and an image paired with its own copy teaches nothing. An image is its
+        ``img_path`` (else its ``seg_map_path``); an item with neither is an image of its own."""
+        ids: Dict[object, int] = {}
+        out = np.empty(len(self.dataset), dtype=np.int64)
+        for i in range(len(self.dataset)):
+            info = self.dataset.get_data_info(i)
+            key = info.get('img_path') or info.get('seg_map_path') or ('item', i)
+            out[i] = ids.setdefault(key, len(ids))
+        return out
 
     def _build_class_index(self) -> ClassIndex:
         raise NotImplementedError
@@ -142,12 +164,19 @@ class IntraClassPairDatasetBase:
         return self.dataset.get_data_info(idx)
 
     def partner_of(self, idx: int, rng: np.random.Generator) -> int:
-        """A partner for ``idx`` sharing one of its classes, else a random other image."""
-        classes = [c for c in self.class_index[idx] if len(self.images_of_class[int(c)]) > 1]
+        """A partner for ``idx``: another image sharing one of its classes, else a random
+        other image; never ``idx`` itself nor a copy of its image (see :meth:`_image_ids`)."""
+        classes = [c for c in self.class_index[idx] if self._pairable[int(c)]]
         if classes:
             holders = self.images_of_class[int(classes[rng.integers(len(classes))])]
+            if self._copies:
+                others = holders[self.image_ids[holders] != self.image_ids[idx]]
+                return int(others[rng.integers(len(others))])
             j = holders[rng.integers(len(holders) - 1)]
             return int(j if j != idx else holders[-1])  # uniform over the others
+        if self._copies:
+            others = np.flatnonzero(self.image_ids != self.image_ids[idx])
+            return int(others[rng.integers(len(others))]) if len(others) else idx
         if len(self) == 1:
             return idx
         j = int(rng.integers(len(self) - 1))
@@ -184,13 +213,22 @@ class IntraClassPairDatasetBase:
         if pair is None:
             return None
         anchor, partner = pair
+        before = [self._kept_through_pipeline(m) for m in pair]  # the pipeline works in place
         packed = [self.member_pipeline(anchor), self.member_pipeline(partner)]
         if any(p is None for p in packed):
             return None
-        for role, member, sample in zip((ANCHOR, PARTNER), (anchor, partner), packed):
+        for role, member, sample, kept in zip((ANCHOR, PARTNER), pair, packed, before):
+            self._check_packed(role, kept, sample)
             sample['data_samples'].set_metainfo({
                 ROLE: role, self._meta_key: list(member[SWAP_RECORD][self._record_key])})
-        return packed
+        return PackedPair(packed)
+
+    def _kept_through_pipeline(self, swapped: dict) -> object:
+        """What the pair pipeline must leave as the swap left it (read before it runs)."""
+        return None
+
+    def _check_packed(self, role: int, kept: object, packed: dict) -> None:
+        """The packed member still holds what :meth:`_kept_through_pipeline` read."""
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(dataset={type(self.dataset).__name__}, '

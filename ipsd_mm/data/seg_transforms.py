@@ -1,5 +1,8 @@
 """``IntraClassPatchSwap`` for MMSegmentation (registered in mmseg's ``TRANSFORMS``): swaps
 mask-aware grid cells (``swap/semantic.py``) between two samples' results dicts."""
+import logging
+
+from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
 from ..pair_meta import SWAP_RECORD
@@ -57,6 +60,7 @@ class SegIntraClassPatchSwap(PatchSwapBase):
         return self._random_partner(dataset)
 
     def transform(self, results: dict) -> dict:
+        self._warn_if_one_cell(results['img'].shape[:2])
         fields = ['gt_seg_map'] + [k for k in results.get('seg_fields', []) if k != 'gt_seg_map']
         partner = take_partner(results, ['img', *fields])
         maps_a = [writeable(results, k) for k in fields]
@@ -71,3 +75,14 @@ class SegIntraClassPatchSwap(PatchSwapBase):
             member[SWAP_RECORD] = dict(swapped=swap.swapped, classes=list(swap.classes),
                                        num_cells=len(cells), cells=list(cells))
         return results
+
+    def _warn_if_one_cell(self, size) -> None:
+        """Cells at least the image's size make the whole image one cell: a swap then exchanges
+        whole images, not the ``swap_ratio`` share. Said once per transform."""
+        (ph, pw), (h, w) = self.options.patch_size, size
+        if ph >= h and pw >= w and not getattr(self, '_warned_one_cell', False):
+            print_log(f'IntraClassPatchSwap: patch_size {ph}x{pw} is at least the image size '
+                      f'{h}x{w}, so each image is one cell and a swap exchanges whole images; '
+                      'set patch_size below the crop size for a patch swap', logger='current',
+                      level=logging.WARNING)
+            self._warned_one_cell = True

@@ -75,6 +75,7 @@ class IPSDHook(Hook):
             raise ValueError('IPSDHook: a second IPSDHook on the same model (custom_hooks holds '
                              'two, e.g. a child config added one to its base): keep one and set '
                              'its options there')
+        _refuse_pair_evaluation(runner)
         self.adapter = build_adapter(model, self.loss, self.mode, self.use_aux,
                                      num_classes=_train_classes(runner))
         model.loss = partial(self.loss_with_ipsd, model.loss)
@@ -121,6 +122,21 @@ class IPSDHook(Hook):
             self.adapter.remove()
             del self._model.loss  # the class's own loss again
             self.adapter, self._model = None, None
+
+
+def _refuse_pair_evaluation(runner) -> None:
+    """A val or test loop on IntraClassPairDataset would score swapped, randomly paired images
+    (and each twice): refused, naming the loop."""
+    for loop in ('val', 'test'):
+        loader = getattr(runner, f'_{loop}_dataloader', None)  # a config or a DataLoader
+        dataset = loader.get('dataset') if isinstance(loader, dict) else getattr(
+            loader, 'dataset', None)
+        name = dataset.get('type', '') if isinstance(dataset, dict) else type(dataset).__name__
+        if 'IntraClassPairDataset' in str(name):
+            raise ValueError(f'IPSDHook: the {loop} loop reads IntraClassPairDataset, which '
+                             f'swaps and pairs images: evaluate on the plain dataset (set '
+                             f'{loop}_dataloader.dataset to the dataset the pair wrapper wraps, '
+                             'without pair_collate)')
 
 
 def _train_classes(runner) -> Optional[int]:

@@ -83,7 +83,8 @@ class PairedDistillLoss:
         else:
             log_q = F.log_softmax(teacher, -1)
             kl = F.kl_div(F.log_softmax(student, -1), log_q, log_target=True, reduction='none')
-        return kl.sum(-1) * t * t
+        # A KL is never negative; float32 rounding of nearly equal logits can make it -1e-6.
+        return kl.sum(-1).clamp(min=0) * t * t
 
     def pair_sum(self, logits_a: Tensor, logits_b: Tensor, classes: Tensor,
                  weights: Optional[Tensor] = None, sigmoid: bool = False,

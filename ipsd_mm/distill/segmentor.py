@@ -65,6 +65,12 @@ class SegmentorAdapter(Adapter):
     @classmethod
     def build(cls, model: nn.Module, loss: PairedDistillLoss, mode: str, use_aux: bool,
               num_classes: Optional[int]) -> 'SegmentorAdapter':
+        head = _last(model.decode_head)
+        if num_classes is not None and getattr(head, 'num_classes', num_classes) < num_classes:
+            raise ValueError(f'IPSDHook: the decode head {type(head).__name__} has '
+                             f'num_classes={head.num_classes} but the train dataset has '
+                             f'{num_classes} classes; set decode_head.num_classes (and '
+                             'auxiliary_head.num_classes) to the dataset\'s')
         return cls(model, loss, mode, use_aux)
 
     def modules(self) -> Dict[str, nn.Module]:

@@ -76,19 +76,41 @@ def image_grids(shape_a: Tuple[int, int], shape_b: Tuple[int, int],
     return (ya, xa), (yb, xb)
 
 
+def class_bins(label_a: np.ndarray, label_b: np.ndarray, ignore_index: int) -> int:
+    """How many class ids the two maps need counted: one past the largest label that is not
+    the ignore index (so the cost never depends on the ignore value, e.g. 65535)."""
+    return 1 + max(int(np.where(label == ignore_index, 0, label).max(initial=0))
+                   for label in (label_a, label_b))
+
+
 def cell_class_counts(label: np.ndarray, y_edges: np.ndarray, x_edges: np.ndarray,
                       num_labels: int, ignore_index: int) -> np.ndarray:
-    """Pixels of each label in each cell, shape (num_cells, num_labels); ignore pixels are not
-    counted. One pass over the map: a bincount of cell id * num_labels + label."""
+    """Pixels of each class id below ``num_labels`` in each cell, shape (num_cells,
+    num_labels); ignore pixels are not counted. One pass over the map: a bincount of
+    cell id * (num_labels + 1) + label, the ignore pixels in the extra bin."""
+    bins = num_labels + 1
+    label = np.where(label == ignore_index, num_labels, label)
     rows = np.repeat(np.arange(len(y_edges) - 1), np.diff(y_edges))
     cols = np.repeat(np.arange(len(x_edges) - 1), np.diff(x_edges))
     num_cells = (len(y_edges) - 1) * (len(x_edges) - 1)
-    keys = (rows * ((len(x_edges) - 1) * num_labels))[:, None] + (cols * num_labels)[None, :]
-    keys += label
-    counts = np.bincount(keys.ravel(), minlength=num_cells * num_labels)
-    counts = counts.reshape(num_cells, num_labels)
-    counts[:, ignore_index] = 0
-    return counts
+    keys = (rows * ((len(x_edges) - 1) * bins))[:, None] + (cols * bins)[None, :]
+    keys = keys + label
+    counts = np.bincount(keys.ravel(), minlength=num_cells * bins)
+    return counts.reshape(num_cells, bins)[:, :num_labels]
+
+
+def shared_classes(label_a: np.ndarray, label_b: np.ndarray,
+                   left_out: Sequence[int]) -> np.ndarray:
+    """The classes both maps hold, those in ``left_out`` (ignore, excluded) left out."""
+    return np.intersect1d(present_classes(label_a, left_out), present_classes(label_b, left_out))
+
+
+def held_in_both(counts_a: np.ndarray, counts_b: np.ndarray,
+                 exclude_classes: Sequence[int]) -> np.ndarray:
+    """The classes both per-cell count tables hold, excluded ones left out."""
+    held = (counts_a.sum(0) > 0) & (counts_b.sum(0) > 0)
+    held[[c for c in exclude_classes if c < len(held)]] = False
+    return np.flatnonzero(held)
 
 
 def present_classes(label: np.ndarray, ignore: Sequence[int] = ()) -> np.ndarray:
@@ -131,17 +153,13 @@ def swap_semantic(img_a: np.ndarray, img_b: np.ndarray,
     check_label(label_b, 'label map of B', opt.ignore_index)
     left_out = (opt.ignore_index, *opt.exclude_classes)
     if not rng.random() < opt.prob:  # still report the shared classes: they are distilled
-        shared = np.intersect1d(present_classes(label_a, left_out),
-                                present_classes(label_b, left_out))
-        return SemanticSwap(False, shared.tolist())
+        return SemanticSwap(False, shared_classes(label_a, label_b, left_out).tolist())
 
     (ya, xa), (yb, xb) = image_grids(label_a.shape, label_b.shape, opt.patch_size)
-    num_labels = int(max(label_a.max(), label_b.max(), opt.ignore_index)) + 1
+    num_labels = class_bins(label_a, label_b, opt.ignore_index)
     counts_a = cell_class_counts(label_a, ya, xa, num_labels, opt.ignore_index)
     counts_b = cell_class_counts(label_b, yb, xb, num_labels, opt.ignore_index)
-    held = (counts_a.sum(0) > 0) & (counts_b.sum(0) > 0)
-    held[[c for c in opt.exclude_classes if c < num_labels]] = False
-    shared = np.flatnonzero(held)
+    shared = held_in_both(counts_a, counts_b, opt.exclude_classes)
     if shared.size == 0:
         return SemanticSwap(False, [])
     # A cell's class is the shared class best covered, in both images, among its valid pixels
@@ -164,11 +182,8 @@ def swap_semantic(img_a: np.ndarray, img_b: np.ndarray,
         counts_a[chosen] = counts_b[chosen]
         if not opt.one_way:
             counts_b[chosen] = moved_a
-        held = (counts_a.sum(0) > 0) & (counts_b.sum(0) > 0)
-        held[[c for c in opt.exclude_classes if c < num_labels]] = False
-        classes = np.flatnonzero(held)
+        classes = held_in_both(counts_a, counts_b, opt.exclude_classes)
     else:  # resized cells: count again
-        classes = np.intersect1d(present_classes(label_a, left_out),
-                                 present_classes(label_b, left_out))
+        classes = shared_classes(label_a, label_b, left_out)
     return SemanticSwap(True, classes.tolist(), cells_a, cells_b,
                         [int(shared[best[k]]) for k in chosen])
