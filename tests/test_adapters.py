@@ -255,6 +255,7 @@ SEG_MODELS = {
     'pspnet': '_base_/models/pspnet_r50-d8.py',
     'fcn': '_base_/models/fcn_r50-d8.py',
     'upernet': '_base_/models/upernet_r50.py',
+    'segformer': '_base_/models/segformer_mit-b0.py',
 }
 DET_MODELS = {
     'faster-rcnn': '_base_/models/faster-rcnn_r50_fpn.py',

@@ -38,7 +38,7 @@ class SegmentorAdapter(Adapter):
     resolution."""
     library = 'mmseg'
     supports = ('EncoderDecoder / CascadeEncoderDecoder whose (last) decode head classifies '
-                'with conv_seg (e.g. DeepLabV3, PSPNet, FCN, UPerNet, OCRNet)')
+                'with conv_seg (e.g. DeepLabV3, PSPNet, FCN, UPerNet, OCRNet, SegFormer)')
 
     def __init__(self, model: nn.Module, loss: PairedDistillLoss, mode: str = 'region',
                  use_aux: bool = False) -> None:
