@@ -16,4 +16,4 @@ test: setup
 DEMO_ARGS ?=
 .PHONY: demo
 demo: setup
-	cd tools && $(PY) run_demo.py --data-root $(CURDIR)/data/digit_scenes --work-dir $(CURDIR)/work_dirs/demo $(DEMO_ARGS)
+	cd tools && $(PY) run_demo.py --work-dir $(CURDIR)/work_dirs/demo $(DEMO_ARGS)

@@ -117,17 +117,27 @@ def test_train_then_test_from_checkpoint_on_the_command_line(digit_scenes, tmp_p
     assert 'Iter(test)' in proc.stdout + proc.stderr
 
 
-def test_demo_quick_run_prints_the_table(tmp_path):
-    proc = subprocess.run([PY, osp.join(ROOT, 'tools/run_demo.py'), '--iters', '2',
-                           '--num-train', '8', '--num-val', '4', '--num-pairs', '1',
-                           '--tasks', 'seg', '--data-root', str(tmp_path / 'data'),
+def test_demo_quick_run_shows_progress_and_the_table_not_the_logs(tmp_path):
+    """Both tasks, baseline and IPSD, from pretrained backbones; the training logs go to the
+    runs' log files, the terminal gets a line per run, the table and the study's figure."""
+    proc = subprocess.run([PY, osp.join(ROOT, 'tools/run_demo.py'), '--quick',
+                           '--num-pairs', '1', '--data-root', str(tmp_path / 'data'),
+                           '--pretrained-dir', str(tmp_path / 'pretrained'),
                            '--work-dir', str(tmp_path / 'work')],
                           capture_output=True, text=True, cwd=osp.join(ROOT, 'tools'))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'IPSD/baseline time' in proc.stdout
-    results = json.load(open(tmp_path / 'work' / 'demo_results.json'))
-    assert results['rows'][0]['task'] == 'seg'
-    assert glob.glob(str(tmp_path / 'work' / 'pairs' / 'seg' / '*.png'))
+    out = proc.stdout + proc.stderr
+    assert out.count('done: ') == 4 and 'paired diff' in proc.stdout
+    assert 'The accuracy study on printed DigitScenes' in proc.stdout
+    assert 'Iter(train)' not in out and 'Average Precision' not in out  # in the logs
+    runs = [json.loads(line) for line in open(tmp_path / 'work' / 'results.jsonl')]
+    assert sorted((r['model'], r['variant']) for r in runs) == [
+        ('deeplabv3', 'baseline'), ('deeplabv3', 'ipsd'), ('retinanet', 'baseline'),
+        ('retinanet', 'ipsd')]
+    assert all(r['start'] == 'pretrained' for r in runs)
+    assert glob.glob(str(tmp_path / 'work' / 'runs' / 'logs' / '*.log'))
+    for task in ('seg', 'det'):
+        assert glob.glob(str(tmp_path / 'work' / 'pairs' / task / '*.png'))
 
 
 def test_benchmark_quick_prints_every_table():

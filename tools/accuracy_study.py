@@ -417,18 +417,44 @@ def main(args) -> None:
         elsewhere = done_elsewhere(specs, done)
         if elsewhere:
             print_log(elsewhere, logger='current', level=logging.WARNING)
-        with ThreadPoolExecutor(args.jobs) as pool:
-            for result in pool.map(lambda s: launch(s, log_dir), specs):
-                with open(args.results, 'a') as out:  # appended as each run finishes
-                    out.write(json.dumps(result) + '\n')
-                os.remove(osp.join(resolve(result['work_dir']), CHECKPOINT))  # recorded
-                done.append(result)
-                print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
-                          f'({len(done)} results)', logger='current')
+        run_specs(specs, args.jobs, log_dir, args.results, done)
     rows = [r for r in done if r['model'] in args.models and r.get('data', 'printed') ==
             args.data and (args.table or r['split'] == args.split)]
     print(table(rows, args.markdown))
     print(error_table(rows, args.markdown))
+
+
+def run_specs(specs: list, jobs: int, log_dir: str, results: str, done: list) -> None:
+    """Run ``specs``, ``jobs`` at a time (one thread each, their logs in ``log_dir``), appending
+    each record to ``results`` (and ``done``) as it finishes, with one line each on the
+    terminal."""
+    with ThreadPoolExecutor(jobs) as pool:
+        for result in pool.map(lambda s: launch(s, log_dir), specs):
+            with open(results, 'a') as out:  # appended as each run finishes
+                out.write(json.dumps(result) + '\n')
+            os.remove(osp.join(resolve(result['work_dir']), CHECKPOINT))  # recorded
+            done.append(result)
+            print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
+                      f'({len(done)} results)', logger='current')
+
+
+def best_points(results: list, data: str, split: str = 'val') -> list:
+    """Per model, the IPSD-side point with the highest mean paired difference on ``data``
+    (pretrained start, same images per step): (model, point, mean, CI or None, seeds)."""
+    baselines = {pair_key(r): r['final'] for r in results if r['variant'] == 'baseline'}
+    groups = {}
+    for r in results:
+        if (r['variant'] != 'baseline' and r.get('data', 'printed') == data and r['split'] == split
+                and r['start'] == 'pretrained' and r.get('footing', 'images') == 'images'
+                and pair_key(r) in baselines):
+            key = (r['model'], r['variant'] + r['tag'], r['iters'], machine_id(r['machine']))
+            groups.setdefault(key, []).append(r['final'] - baselines[pair_key(r)])
+    best = {}
+    for (model, point, _, _), diffs in groups.items():
+        mean, ci = t_interval(np.asarray(diffs))
+        if model not in best or mean > best[model][2]:
+            best[model] = (model, point, mean, ci, len(diffs))
+    return [best[m] for m in sorted(best)]
 
 
 def t_interval(diffs: np.ndarray) -> tuple:

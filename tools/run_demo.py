@@ -1,90 +1,91 @@
 """The demo: DigitScenes on the CPU, baseline vs IPSD, for segmentation and detection.
 
-Generates DigitScenes (once), trains the demo baseline and IPSD configs of each task, evaluates
-them on the validation split (scenes no model trained on), draws intra-class pairs, and prints
-a table: mIoU / bbox mAP, seconds per iteration, and the IPSD/baseline time ratio.
+The accuracy study's models (quarter-width DeepLabV3 and RetinaNet on 64x64 scenes), started
+from its pretrained backbones (made once, cached in work_dirs/pretrained), on a schedule short
+enough for about 15 minutes on 2 cores, so that the table compares trained models. Each run
+trains in its own process with its log in ``<work-dir>/logs``; the terminal gets one line per
+run, the table, the study's own figure for the same data (mean paired difference of its best
+point per model, from benchmarks/accuracy_study.jsonl) and pictures of intra-class pairs.
 
-    python tools/run_demo.py [--iters 250] [--tasks seg det] [--work-dir work_dirs/demo]
+    python tools/run_demo.py [--data printed|handwritten] [--work-dir work_dirs/demo]
 """
 import argparse
-import json
+import os
 import os.path as osp
 
-import numpy as np
 from mmengine.config import Config
-from mmengine.runner import Runner
+from mmengine.logging import print_log
 
-import ipsd_mm  # noqa: F401  (compat, registrations)
+import accuracy_study as study
 from browse_pairs import browse
-from ipsd_mm.testing.digit_configs import ensure_data, point_to, set_schedule
+from ipsd_mm.testing.digit_configs import ensure_data, point_to
 
-CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'demo')
-EXPERIMENTS = {
-    'seg': ('deeplabv3_r18-d8_digit-scenes', 'val/mIoU', 'mIoU (%)'),
-    'det': ('retinanet_r18_fpn_digit-scenes', 'val/coco/bbox_mAP', 'bbox mAP (%)'),
-}
+ITERS = dict(deeplabv3=1000, retinanet=2000)  # the demo's schedules (the study's: 4000, 6000)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Baseline vs IPSD on DigitScenes (CPU)')
-    parser.add_argument('--data-root', default='data/digit_scenes')
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--iters', type=int, default=250, help='training iterations per run')
-    parser.add_argument('--tasks', nargs='+', choices=sorted(EXPERIMENTS), default=['seg', 'det'])
-    parser.add_argument('--num-train', type=int, default=300)
-    parser.add_argument('--num-val', type=int, default=60)
-    parser.add_argument('--num-pairs', type=int, default=6, help='pair pictures per task')
+    parser.add_argument('--data', choices=study.DATA, default='printed',
+                        help='the glyphs of the scenes (the study found no regime where IPSD '
+                             'gains; printed is the default)')
+    parser.add_argument('--work-dir', default=osp.join(study.ROOT, 'work_dirs', 'demo'))
+    parser.add_argument('--data-root', help="default: the study's folder for --data")
+    parser.add_argument('--pretrained-dir', default=osp.join(study.ROOT, 'work_dirs', 'pretrained'),
+                        help="the pretrained backbones (the study's, made there once)")
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--num-pairs', type=int, default=6, help='pair pictures per task')
+    parser.add_argument('--quick', action='store_true', help='tiny data and schedule: a smoke run')
     return parser.parse_args()
 
 
-def train(config: str, args, metric_key: str) -> dict:
-    cfg = Config.fromfile(osp.join(CONFIGS, config + '.py'))
-    point_to(cfg._cfg_dict, args.data_root)
-    set_schedule(cfg, args.iters)
-    cfg.randomness = dict(seed=args.seed)
-    cfg.work_dir = osp.join(args.work_dir, config)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    times = np.asarray(runner.message_hub.get_scalar('train/time').data[0])
-    # CocoMetric reports nothing when a barely trained model detects nothing: that scores 0.
-    scalars = runner.message_hub.log_scalars
-    metric = scalars[metric_key].current() if metric_key in scalars else 0.0
-    return dict(metric=float(metric), sec_per_iter=float(times[min(5, len(times) - 1):].mean()))
+def study_args(model: str, args) -> argparse.Namespace:
+    iters = 4 if args.quick else ITERS[model]
+    return study.parse_args(
+        ['--models', model, '--variants', 'baseline', 'ipsd', '--seeds', str(args.seed),
+         '--iters', str(iters), '--val-interval', str(iters), '--data', args.data,
+         '--results', osp.join(args.work_dir, 'results.jsonl'),
+         '--work-dir', osp.join(args.work_dir, 'runs'), '--pretrained-dir', args.pretrained_dir]
+        + (['--data-root', args.data_root] if args.data_root else [])
+        + (['--quick'] if args.quick else []))
 
 
 def main():
     args = parse_args()
-    ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val, seed=args.seed,
-                glyphs='printed')
-    rows = []
-    for task in args.tasks:
-        config, metric_key, metric_name = EXPERIMENTS[task]
-        base = train(config, args, metric_key)
-        ipsd = train(config + '_ipsd', args, metric_key)
-        pairs_dir = osp.join(args.work_dir, 'pairs', task)
-        cfg = Config.fromfile(osp.join(CONFIGS, config + '_ipsd.py'))
-        point_to(cfg._cfg_dict, args.data_root)
-        browse(cfg, pairs_dir, args.num_pairs, args.seed)
-        rows.append(dict(task=task, config=config, metric=metric_name, baseline=base, ipsd=ipsd,
-                         pairs=pairs_dir))
-    with open(osp.join(args.work_dir, 'demo_results.json'), 'w') as f:
-        json.dump(dict(iters=args.iters, rows=rows), f, indent=2)
-    print(table(rows, args.iters))
+    os.makedirs(args.work_dir, exist_ok=True)
+    per_model = [study_args(model, args) for model in ITERS]
+    first = per_model[0]
+    ensure_data(first.data_root, num_train=first.num_train, num_val=first.num_val,
+                num_test=first.num_test, glyphs=args.data, **study.SCENES)
+    done = study.load_results(first.results)
+    here = study.machine()
+    specs = [spec for a in per_model for spec in study.plan(a, done, here)]
+    print_log(f'demo: {len(specs)} runs ({args.data} DigitScenes, pretrained backbones; logs '
+              f"in {osp.join(first.work_dir, 'logs')})", logger='current')
+    os.makedirs(osp.join(first.work_dir, 'logs'), exist_ok=True)
+    study.run_specs(specs, 2, osp.join(first.work_dir, 'logs'), first.results, done)
+    rows = [r for r in done if r.get('data', 'printed') == args.data]
+    print(study.table(rows))
+    print(study_figure(args.data))
+    for model, config in (('deeplabv3', 'seg'), ('retinanet', 'det')):
+        cfg = Config.fromfile(osp.join(study.CONFIGS, study.MODELS[model][0] + '_ipsd.py'))
+        point_to(cfg._cfg_dict, first.data_root)
+        out = osp.join(args.work_dir, 'pairs', config)
+        browse(cfg, out, args.num_pairs, args.seed)
+        print(f'pairs ({config}): {out}')
 
 
-def table(rows: list, iters: int) -> str:
-    from prettytable import PrettyTable
-    t = PrettyTable(['task', 'metric', 'baseline', 'IPSD', 'baseline s/iter', 'IPSD s/iter',
-                     'IPSD/baseline time', 'pair pictures'])
-    for r in rows:
-        b, i = r['baseline'], r['ipsd']
-        scale = 100 if r['task'] == 'det' else 1  # COCO mAP comes as a fraction
-        t.add_row([r['task'], r['metric'], f"{b['metric'] * scale:.2f}",
-                   f"{i['metric'] * scale:.2f}", f"{b['sec_per_iter']:.3f}",
-                   f"{i['sec_per_iter']:.3f}", f"{i['sec_per_iter'] / b['sec_per_iter']:.2f}",
-                   r['pairs']])
-    return f'\nDigitScenes, {iters} iterations per run, CPU\n{t}'
+def study_figure(data: str) -> str:
+    """What the accuracy study measured on the same kind of data, from its results file."""
+    points = study.best_points(study.load_results(study.RESULTS), data)
+    lines = [f'The accuracy study on {data} DigitScenes (val, full schedules, its best IPSD '
+             'point per model, paired difference to the baseline of the same seed):']
+    for model, point, mean, ci, n in points:
+        interval = f' [{ci[0]:+.2f}, {ci[1]:+.2f}]' if ci else ''
+        lines.append(f'  {model} {point}: {mean:+.2f}{interval} over {n} seed(s)')
+    if not points:
+        lines.append('  none measured')
+    lines.append('  (BENCHMARKS.md, "Regimes", says where IPSD gains and where it does not.)')
+    return '\n'.join(lines)
 
 
 if __name__ == '__main__':
