@@ -1,5 +1,6 @@
 """IPSDHook with real small models: training, gradients, bad input, resume and DDP."""
 import copy
+import gc
 import math
 import os
 import os.path as osp
@@ -169,6 +170,12 @@ def _ddp_worker(rank, world, port, root, work, out):
     runner.train()
     losses = runner.message_hub.get_scalar('train/loss_ipsd').data[0]
     torch.save(torch.as_tensor(losses), osp.join(out, f'rank{rank}.pt'))
+    # Tear down in order: DDP's reducer holds the gloo group, whose threads must not outlive
+    # the interpreter (a gloo thread alive at exit aborts the process: SIGABRT, "terminate
+    # called without an active exception", seen once in CI); both ranks finish first.
+    del runner
+    gc.collect()
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 
