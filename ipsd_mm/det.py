@@ -10,17 +10,18 @@ IntraClassPairDataset    mmdet DATASETS       DetIntraClassPairDataset (data/det
 pair_collate             mmengine FUNCTIONS   pair_collate (data/collate)
 IPSDHook                 mmengine HOOKS       IPSDHook (distill/hook)
 (adapters)               IPSDHook's lookup    TwoStageAdapter (distill/two_stage),
-                                              DenseHeadAdapter (distill/dense_head)
+                                              DenseHeadAdapter, RTMDetAdapter
+                                              (distill/dense_head)
 =======================  ===================  ==========================================
 """
 from .data.collate import pair_collate
 from .data.det_pair_dataset import DetIntraClassPairDataset
 from .data.det_transforms import DetIntraClassPatchSwap
-from .distill.dense_head import DenseHeadAdapter
+from .distill.dense_head import DenseHeadAdapter, RTMDetAdapter
 from .distill.hook import IPSDHook
 from .distill.two_stage import TwoStageAdapter
 
 __all__ = [
     'DenseHeadAdapter', 'DetIntraClassPairDataset', 'DetIntraClassPatchSwap', 'IPSDHook',
-    'TwoStageAdapter', 'pair_collate'
+    'RTMDetAdapter', 'TwoStageAdapter', 'pair_collate'
 ]

@@ -248,6 +248,42 @@ def test_detector_term_is_divided_by_the_classification_loss_normaliser(name, he
     hook.after_run(_Runner(model))
 
 
+def test_rtmdet_term_is_divided_by_its_quality_weighted_positives(monkeypatch):
+    """RTMDet calls its quality focal loss with avg_factor=1.0 per level, then divides by the
+    rank-averaged sum of the assign metrics: the term takes that number (seen here from the
+    head's own reduce_mean), not the 1.0 its loss_cls was given."""
+    import mmdet.models.dense_heads.rtmdet_head as rtmdet_head
+    seen, reduce_mean = [], rtmdet_head.reduce_mean
+    monkeypatch.setattr(rtmdet_head, 'reduce_mean',
+                        lambda t: seen.append(reduce_mean(t).clone()) or seen[-1])
+    torch.manual_seed(0)
+    model = build(lib_config('mmdet', DET_MODELS['rtmdet']).model, 'mmdet')
+    for conv in model.bbox_head.rtm_reg:  # boxes of a stride's size: IoUs well above zero
+        conv.weight.data.zero_()
+        conv.bias.data.fill_(1.0)
+    hook = IPSDHook(temperature=1.0)
+    hook.before_run(_Runner(model))
+    model.train()
+    data = model.data_preprocessor(pair_batch('det', 4, (64, 64)), True)
+    adapter = hook.adapter
+    with adapter.recording():
+        losses = type(model).loss(model, data['inputs'], data['data_samples'])
+    norm, weight = adapter.normaliser()
+    assert type(adapter).__name__ == 'RTMDetAdapter' and adapter.sigmoid
+    assert norm.item() == pytest.approx(seen[0].clamp(min=1).item()) and norm.item() > 5
+    terms, stats = adapter.terms(data['data_samples'])
+    boxes = torch.cat([s.gt_instances.bboxes[[0, 1] if k % 2 == 0 else [0, 3]]
+                       for k, s in enumerate(data['data_samples'])])
+    logits = adapter.box_logits(boxes, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+    expected = hook.loss.pair_sum(logits[[0, 1, 4, 5]], logits[[2, 3, 6, 7]],
+                                  torch.tensor([0, 1, 0, 1]), sigmoid=True).total
+    assert stats['ipsd_instances'] == 4 and 'loss_cls' in losses
+    assert terms['loss_ipsd'].item() == pytest.approx(expected.item() * weight / norm.item(),
+                                                      rel=1e-4)
+    hook.after_run(_Runner(model))
+    assert 'loss_by_feat_single' not in vars(model.bbox_head)  # the class's method again
+
+
 # -- what is supported trains; the rest is refused -----------------------------------------
 
 SEG_MODELS = {
@@ -264,6 +300,7 @@ DET_MODELS = {
     'fcos': 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
     'atss': 'atss/atss_r50_fpn_1x_coco.py',
     'gfl': 'gfl/gfl_r50_fpn_1x_coco.py',
+    'rtmdet': 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
 }
 
 
@@ -299,12 +336,13 @@ UNSUPPORTED = [
     ('mmdet', 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py', 'SparseRoIHead'),
     ('mmdet', 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', 'CascadeRoIHead'),
     ('mmdet', 'tood/tood_r50_fpn_1x_coco.py', 'TOODHead'),
+    ('mmdet', 'rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py', 'RTMDetInsSepBNHead'),
     ('mmdet', 'rpn/rpn_r50_fpn_1x_coco.py', 'RPNHead'),
 ]
 
 
 @pytest.mark.parametrize('scope,rel,named', UNSUPPORTED,
-                         ids=[r.split('/')[0] for _, r, _ in UNSUPPORTED])
+                         ids=[r.split('/')[-1].split('_')[0] for _, r, _ in UNSUPPORTED])
 def test_unsupported_models_are_refused_at_build_time_by_name(scope, rel, named):
     model = build(lib_config(scope, rel).model, scope)
     with pytest.raises(TypeError, match=f'{named}.*Supported|{named}.*not supported'):

@@ -300,3 +300,39 @@ def test_cells_as_large_as_the_image_are_said_once(digit_scenes):
         logger.removeHandler(handler)
     warned = [m for m in said if 'at least the image size 64x64' in m]
     assert len(warned) == 1 and 'exchanges whole images' in warned[0]
+
+
+@pytest.mark.parametrize('wrapper', [None, 'RepeatDataset'])
+def test_pipeline_switch_hook_switches_the_inner_pipeline(wrapper, digit_scenes):
+    """RTMDet's and YOLOX's configs end training on a lighter pipeline: mmdet's
+    PipelineSwitchHook sets train_dataloader.dataset.pipeline. On the pair dataset that whole
+    pipeline goes where the config's did: the transforms before the swap to the inner dataset
+    (through its wrapper), the packing transform after it."""
+    from types import SimpleNamespace
+
+    from mmdet.engine.hooks import PipelineSwitchHook
+    from mmengine.logging import MMLogger
+    init_default_scope('mmdet')
+    inner = det_dataset_cfg(digit_scenes, DET_LOAD)
+    if wrapper:
+        inner = dict(type=wrapper, times=2, dataset=inner)
+    ds = DET_DATASETS.build(dict(
+        type='IntraClassPairDataset', dataset=inner,
+        swap=dict(type='IntraClassPatchSwap', box_grid=2, min_cell_size=2),
+        pipeline=[dict(type='PackDetInputs')]))
+    flip = dict(type='RandomFlip', prob=1.0, direction='vertical')
+    hook = PipelineSwitchHook(switch_epoch=1, switch_pipeline=[*DET_LOAD, flip,
+                                                               dict(type='PackDetInputs')])
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, collate_fn=pair_collate)
+    runner = SimpleNamespace(epoch=1, train_dataloader=loader,
+                             logger=MMLogger.get_current_instance())
+    hook.before_train_epoch(runner)
+    leaf = ds.dataset.dataset if wrapper else ds.dataset
+    assert [type(t).__name__ for t in leaf.pipeline.transforms] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'RandomFlip']
+    assert [type(t).__name__ for t in ds.pipeline.transforms] == ['PackDetInputs']
+    batch = next(iter(loader))
+    assert all(s.flip and s.flip_direction == 'vertical' for s in batch['data_samples'])
+    assert batch['data_samples'][0].get(INSTANCE_PAIRS) is not None
+    with pytest.raises(ValueError, match='must end with PackDetInputs'):
+        ds.pipeline = DET_LOAD

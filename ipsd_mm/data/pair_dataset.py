@@ -98,6 +98,32 @@ class IntraClassPairDatasetBase:
     def metainfo(self) -> dict:
         return copy.deepcopy(self._metainfo)
 
+    @property
+    def pipeline(self) -> Compose:
+        """The pair pipeline: what runs on each member after the swap."""
+        return self.member_pipeline
+
+    @pipeline.setter
+    def pipeline(self, pipeline: Union[Compose, Sequence]) -> None:
+        """A whole train pipeline set from outside, as mmdet's ``PipelineSwitchHook`` does
+        (RTMDet, YOLOX: ``train_dataloader.dataset.pipeline = Compose(...)``): what comes before
+        the packing transform replaces the inner dataset's pipeline (every dataset inside a
+        ``ConcatDataset``/``RepeatDataset``), the packing transform the pair pipeline, as
+        :func:`ipsd_mm.config_utils.pair_train_dataloader` splits a config's pipeline."""
+        transforms = list(pipeline.transforms if isinstance(pipeline, Compose) else pipeline)
+        transforms = [self._transforms.build(t) if isinstance(t, dict) else t for t in transforms]
+        pack_cls = self._transforms.get(self._pack_name)
+        if not transforms or not isinstance(transforms[-1], pack_cls):
+            raise ValueError('IntraClassPairDataset: a pipeline set on it (e.g. by '
+                             f"PipelineSwitchHook's switch_pipeline) must end with "
+                             f'{self._pack_name}, got {[type(t).__name__ for t in transforms]}')
+        if any(isinstance(t, type(self.swap)) for t in transforms):
+            raise ValueError('IntraClassPairDataset: a pipeline set on it holds '
+                             "IntraClassPatchSwap, which belongs in the pair dataset's 'swap'")
+        for leaf in _leaf_datasets(self.dataset):
+            leaf.pipeline = Compose(transforms[:-1])
+        self.member_pipeline = Compose(transforms[-1:])
+
     def full_init(self) -> None:
         """Load the inner dataset and build the class index."""
         if self._fully_initialized:
@@ -233,3 +259,12 @@ class IntraClassPairDatasetBase:
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(dataset={type(self.dataset).__name__}, '
                 f'len={len(self.dataset)}, swap={self.swap!r})')
+
+
+def _leaf_datasets(dataset) -> list:
+    """The datasets that run a pipeline, through MMEngine's wrappers (``datasets``/``dataset``)."""
+    if hasattr(dataset, 'datasets'):
+        return [leaf for d in dataset.datasets for leaf in _leaf_datasets(d)]
+    if hasattr(dataset, 'dataset'):
+        return _leaf_datasets(dataset.dataset)
+    return [dataset]

@@ -8,7 +8,7 @@ family a file: ``segmentor.py`` (mmseg), ``two_stage.py`` and ``dense_head.py`` 
 ``detector.py``). Each registers itself with :func:`register_adapter` when its library's side
 is imported (:mod:`ipsd_mm.seg`, :mod:`ipsd_mm.det`), so this module imports neither library.
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence, Type, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +37,7 @@ class Adapter:
 
     def __init__(self, model: nn.Module, loss: PairedDistillLoss) -> None:
         self.model, self.loss = model, loss
-        self.recorder = Recorder(self.modules(), self.kwargs_of())
+        self.recorder = Recorder(self.modules(), self.kwargs_of(), self.methods())
 
     @classmethod
     def accepts(cls, model: nn.Module) -> bool:
@@ -56,6 +56,10 @@ class Adapter:
         """The recorded modules whose keyword arguments are kept instead of their output."""
         return ()
 
+    def methods(self) -> Dict[str, Tuple[object, str]]:
+        """Methods whose return values are recorded, by name: ``(owner, method name)``."""
+        return {}
+
     def recording(self):
         return self.recorder.recording()
 
@@ -70,9 +74,11 @@ ADAPTERS: List[Type[Adapter]] = []
 
 
 def register_adapter(cls: Type[Adapter]) -> Type[Adapter]:
-    """Class decorator: ``cls`` serves the models its ``accepts`` takes."""
+    """Class decorator: ``cls`` serves the models its ``accepts`` takes. A subclass of a
+    registered adapter is the more specific one, so it is asked first."""
     if cls not in ADAPTERS:
-        ADAPTERS.append(cls)
+        bases = [n for n, other in enumerate(ADAPTERS) if issubclass(cls, other)]
+        ADAPTERS.insert(bases[0] if bases else len(ADAPTERS), cls)
     return cls
 
 

@@ -1,11 +1,14 @@
-"""The adapter of mmdet's one-stage detectors (RetinaNet, FCOS, ATSS, GFL): the classification
-maps of the training forward, pooled inside each ground-truth box (``box_means``)."""
-from typing import Dict, Optional
+"""The adapters of mmdet's one-stage detectors (RetinaNet, FCOS, ATSS, GFL; RTMDet): the
+classification maps of the training forward, pooled inside each ground-truth box
+(``box_means``)."""
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.dense_heads import ATSSHead, FCOSHead, GFLHead, RetinaHead
+from mmdet.models.dense_heads import (ATSSHead, FCOSHead, GFLHead, RetinaHead, RTMDetHead,
+                                      RTMDetSepBNHead)
 from mmdet.models.detectors import SingleStageDetector
+from mmdet.utils import reduce_mean
 from torch import Tensor, nn
 
 from .adapter import register_adapter, supported
@@ -58,6 +61,34 @@ class DenseHeadAdapter(InstanceAdapter):
                                       head.cls_out_channels, h, w).mean(1)
             pooled.append(box_means(maps, boxes, samples, stride))
         return torch.stack(pooled).mean(0)
+
+
+@register_adapter
+class RTMDetAdapter(DenseHeadAdapter):
+    """RTMDet's heads: sigmoid classification maps as for GFL (Bernoulli KL), but the quality
+    focal loss is called with ``avg_factor=1.0`` on each level and the level losses are then
+    divided by the batch's quality-weighted positives: the sum of the assign metrics
+    (``loss_by_feat_single``'s third output), averaged over ranks and at least 1. The term
+    takes that normaliser, from the per-level outputs of the forward that ran."""
+    HEADS = (RTMDetHead, RTMDetSepBNHead)
+    supports = 'RTMDet with an RTMDetHead or RTMDetSepBNHead'
+
+    @classmethod
+    def accepts(cls, model: nn.Module) -> bool:
+        return super().accepts(model) and type(getattr(model, 'bbox_head', None)) in cls.HEADS
+
+    def methods(self) -> Dict[str, Tuple[object, str]]:
+        return {'level_losses': (self.model.bbox_head, 'loss_by_feat_single')}
+
+    def modules(self) -> Dict[str, nn.Module]:
+        return {'head': self.model.bbox_head}
+
+    def normaliser(self) -> Tuple[Tensor, float]:
+        # The same reduction as RTMDetHead.loss_by_feat (one scalar all-reduce under DDP, on
+        # every rank each step), kept on the device.
+        metrics = sum(level[2] for level in self.recorder.all('level_losses'))
+        norm = reduce_mean(metrics.detach().float()).clamp(min=1)
+        return norm, float(getattr(self.model.bbox_head.loss_cls, 'loss_weight', 1.0))
 
 
 def box_means(maps: Tensor, boxes: Tensor, samples: Tensor, stride) -> Tensor:

@@ -1,7 +1,7 @@
 """What the detector adapters share (``two_stage.py``, ``dense_head.py``): the matched
 instances of each pair, their class logits, the paired KL, divided by the normaliser the
 classification loss was given in the same forward."""
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ class InstanceAdapter(Adapter):
     def kwargs_of(self) -> Sequence[str]:
         return ('loss_cls', )
 
-    def normaliser(self) -> Tuple[float, float]:
+    def normaliser(self) -> Tuple[Union[float, Tensor], float]:
         """(the ``avg_factor`` the classification loss got in this forward, its weight)."""
         factors = {float(kw.get('avg_factor')) if kw.get('avg_factor') is not None else None
                    for kw in self.recorder.all('loss_cls')}
@@ -63,6 +63,8 @@ class InstanceAdapter(Adapter):
         return max(factors.pop(), 1.0), weight
 
     def terms(self, data_samples: Sequence) -> BatchTerms:
+        # First, on every step of every rank: a normaliser may be a collective (RTMDet's).
+        norm, weight = self.normaliser()
         pairs = find_pairs(data_samples)
         matches = [(a, i, b, j) for a, b in pairs for i, j in data_samples[a].get(INSTANCE_PAIRS)]
         empty = sum(not data_samples[a].get(INSTANCE_PAIRS) for a, _ in pairs)
@@ -97,7 +99,6 @@ class InstanceAdapter(Adapter):
         logits = self.box_logits(boxes, samples)
         result = self.loss.pair_sum(logits[rows_a], logits[rows_b], classes,
                                     sigmoid=self.sigmoid)
-        norm, weight = self.normaliser()
         stats.update(ipsd_gated=result.gated,
                      ipsd_kl_per_instance=result.total.detach() / result.count.clamp(min=1),
                      ipsd_normaliser=norm)

@@ -1,10 +1,10 @@
-"""``Recorder``: what chosen modules compute during the training forward that already runs,
-kept through forward hooks (as MMRazor's recorders do), so the distillation needs no second
-forward of the network."""
+"""``Recorder``: what chosen modules (and methods) compute during the training forward that
+already runs, kept through forward hooks and method wrappers (as MMRazor's module and method
+recorders do), so the distillation needs no second forward of the network."""
 from collections import defaultdict
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Dict, Iterator, List, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from torch import nn
 
@@ -12,10 +12,14 @@ from torch import nn
 class Recorder:
     """Keeps, while recording, what each watched module returns on every call; for the
     modules named in ``with_kwargs``, the keyword arguments of each call instead (a loss
-    module's ``avg_factor``, say)."""
+    module's ``avg_factor``, say). ``methods`` names ``(owner, method name)`` pairs whose
+    return values are kept too (a head's per-level loss, which no module returns): the
+    method is wrapped on that instance only, and :meth:`remove` restores it."""
 
-    def __init__(self, modules: Dict[str, nn.Module], with_kwargs: Sequence[str] = ()) -> None:
-        self.names = list(modules)
+    def __init__(self, modules: Dict[str, nn.Module], with_kwargs: Sequence[str] = (),
+                 methods: Optional[Dict[str, Tuple[object, str]]] = None) -> None:
+        methods = methods or {}
+        self.names = list(modules) + list(methods)
         self.calls: Dict[str, List[Any]] = defaultdict(list)
         self.active = False
         self.handles = [
@@ -24,6 +28,16 @@ class Recorder:
             module.register_forward_hook(partial(self._keep_output, name))
             for name, module in modules.items()
         ]
+        self.wrapped = []
+        for name, (owner, method) in methods.items():
+            setattr(owner, method, partial(self._call_and_keep, name, getattr(owner, method)))
+            self.wrapped.append((owner, method))
+
+    def _call_and_keep(self, name: str, method: Callable, *args, **kwargs) -> Any:
+        output = method(*args, **kwargs)
+        if self.active:
+            self.calls[name].append(output)
+        return output
 
     def _keep_output(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
         if self.active:
@@ -66,3 +80,6 @@ class Recorder:
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
+        for owner, method in self.wrapped:
+            vars(owner).pop(method, None)  # the class's method again
+        self.handles, self.wrapped = [], []
