@@ -11,17 +11,19 @@ pair_collate             mmengine FUNCTIONS   pair_collate (data/collate)
 IPSDHook                 mmengine HOOKS       IPSDHook (distill/hook)
 (adapters)               IPSDHook's lookup    TwoStageAdapter (distill/two_stage),
                                               DenseHeadAdapter, RTMDetAdapter
-                                              (distill/dense_head)
+                                              (distill/dense_head),
+                                              QueryAdapter (distill/detr)
 =======================  ===================  ==========================================
 """
 from .data.collate import pair_collate
 from .data.det_pair_dataset import DetIntraClassPairDataset
 from .data.det_transforms import DetIntraClassPatchSwap
 from .distill.dense_head import DenseHeadAdapter, RTMDetAdapter
+from .distill.detr import QueryAdapter
 from .distill.hook import IPSDHook
 from .distill.two_stage import TwoStageAdapter
 
 __all__ = [
     'DenseHeadAdapter', 'DetIntraClassPairDataset', 'DetIntraClassPatchSwap', 'IPSDHook',
-    'RTMDetAdapter', 'TwoStageAdapter', 'pair_collate'
+    'QueryAdapter', 'RTMDetAdapter', 'TwoStageAdapter', 'pair_collate'
 ]

@@ -284,6 +284,64 @@ def test_rtmdet_term_is_divided_by_its_quality_weighted_positives(monkeypatch):
     assert 'loss_by_feat_single' not in vars(model.bbox_head)  # the class's method again
 
 
+QUERY_MODELS = {
+    'detr': 'detr/detr_r50_8xb2-150e_coco.py',
+    'deformable-detr': 'deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
+    'dino': 'dino/dino-4scale_r50_8xb2-12e_coco.py',
+}
+
+
+def query_model(key: str):
+    cfg = lib_config('mmdet', QUERY_MODELS[key]).model
+    cfg.num_queries = 50  # DINO picks its queries among the encoder's points: 85 at 64x64
+    return build(cfg, 'mmdet')
+
+
+@pytest.mark.parametrize('key', list(QUERY_MODELS))
+def test_query_term_reads_the_last_layers_matching_and_normaliser(key):
+    """The logits of the query the Hungarian matcher gave each instance on the last decoder
+    layer (matched again here, independently, on that layer's matching queries), over the
+    cls_avg_factor the head gave that layer's loss_cls."""
+    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+    from mmengine.structures import InstanceData
+    torch.manual_seed(0)
+    model = query_model(key)
+    head = model.bbox_head
+    seen = _capture_cls_avg_factor(head)
+    hook = IPSDHook(temperature=1.0)
+    hook.before_run(_Runner(model))
+    model.train()
+    data = model.data_preprocessor(pair_batch('det', 4, (64, 64)), True)
+    samples = data['data_samples']
+    adapter = hook.adapter
+    with adapter.recording():
+        type(model).loss(model, data['inputs'], samples)
+    cls_all, box_all = adapter.recorder.get('head')
+    norm, weight = adapter.normaliser()
+    assert norm.item() == pytest.approx(float(seen[len(cls_all) - 1]))  # the last layer's call
+    assert norm.item() > 1 and adapter.sigmoid == (key != 'detr')
+
+    def matched_logits(b, i):
+        scores = cls_all[-1][b, -model.num_queries:]  # DINO: after the denoising queries
+        h, w = samples[b].metainfo['img_shape']
+        boxes = bbox_cxcywh_to_xyxy(box_all[-1][b, -model.num_queries:]) * scores.new_tensor(
+            [w, h, w, h])
+        gt_inds = head.assigner.assign(InstanceData(scores=scores, bboxes=boxes),
+                                       samples[b].gt_instances, samples[b].metainfo).gt_inds
+        return scores[gt_inds == i + 1][0]
+
+    terms, stats = adapter.terms(samples)
+    members = [(0, 0), (0, 1), (1, 0), (1, 3), (2, 0), (2, 1), (3, 0), (3, 3)]
+    logits = torch.stack([matched_logits(b, i) for b, i in members])
+    expected = hook.loss.pair_sum(logits[[0, 1, 4, 5]], logits[[2, 3, 6, 7]],
+                                  torch.tensor([0, 1, 0, 1]), sigmoid=adapter.sigmoid).total
+    assert stats['ipsd_instances'] == 4
+    assert terms['loss_ipsd'].item() == pytest.approx(expected.item() * weight / norm.item(),
+                                                      rel=1e-4)
+    hook.after_run(_Runner(model))
+    assert 'assign' not in vars(head.assigner)
+
+
 # -- what is supported trains; the rest is refused -----------------------------------------
 
 SEG_MODELS = {
@@ -301,6 +359,7 @@ DET_MODELS = {
     'atss': 'atss/atss_r50_fpn_1x_coco.py',
     'gfl': 'gfl/gfl_r50_fpn_1x_coco.py',
     'rtmdet': 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+    **QUERY_MODELS,
 }
 
 
@@ -310,6 +369,8 @@ def test_supported_models_train_a_step_with_a_live_term(key):
     seg = key in SEG_MODELS
     scope = 'mmseg' if seg else 'mmdet'
     cfg = lib_config(scope, SEG_MODELS[key] if seg else DET_MODELS[key]).model
+    if 'num_queries' in cfg:
+        cfg.num_queries = 50  # DINO picks its queries among the encoder's points: 85 here
     if seg:
         cfg.data_preprocessor = dict(type='SegDataPreProcessor', size=(64, 64))
     model = build(cfg, scope)
@@ -337,6 +398,7 @@ UNSUPPORTED = [
     ('mmdet', 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', 'CascadeRoIHead'),
     ('mmdet', 'tood/tood_r50_fpn_1x_coco.py', 'TOODHead'),
     ('mmdet', 'rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py', 'RTMDetInsSepBNHead'),
+    ('mmdet', 'conditional_detr/conditional-detr_r50_8xb2-50e_coco.py', 'ConditionalDETRHead'),
     ('mmdet', 'rpn/rpn_r50_fpn_1x_coco.py', 'RPNHead'),
 ]
 

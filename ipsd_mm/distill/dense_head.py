@@ -86,7 +86,7 @@ class RTMDetAdapter(DenseHeadAdapter):
     def normaliser(self) -> Tuple[Tensor, float]:
         # The same reduction as RTMDetHead.loss_by_feat (one scalar all-reduce under DDP, on
         # every rank each step), kept on the device.
-        metrics = sum(level[2] for level in self.recorder.all('level_losses'))
+        metrics = sum(call.output[2] for call in self.recorder.all('level_losses'))
         norm = reduce_mean(metrics.detach().float()).clamp(min=1)
         return norm, float(getattr(self.model.bbox_head.loss_cls, 'loss_weight', 1.0))
 

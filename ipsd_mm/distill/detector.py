@@ -96,9 +96,12 @@ class InstanceAdapter(Adapter):
                              'inf); fix or filter these annotations')
         check_classes(largest, num, type(self.cls_head()).__name__,
                       "the dataset's classes must match the head's num_classes")
-        logits = self.box_logits(boxes, samples)
+        indices = torch.as_tensor([i for _, i in keys], device=device)
+        logits, found = self.instance_logits(boxes, samples, indices)
+        valid = None if found is None else found[rows_a] & found[rows_b]
         result = self.loss.pair_sum(logits[rows_a], logits[rows_b], classes,
-                                    sigmoid=self.sigmoid)
+                                    weights=self.class_weights(classes), sigmoid=self.sigmoid,
+                                    valid=valid)
         stats.update(ipsd_gated=result.gated,
                      ipsd_kl_per_instance=result.total.detach() / result.count.clamp(min=1),
                      ipsd_normaliser=norm)
@@ -108,7 +111,19 @@ class InstanceAdapter(Adapter):
         """A zero term attached to the graph of this forward."""
         raise NotImplementedError
 
+    def instance_logits(self, boxes: Tensor, samples: Tensor,
+                        indices: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """Class logits of N ground-truth instances, instance ``indices[k]`` of image
+        ``samples[k]`` with box ``boxes[k]``: one row each, and which rows hold logits (None:
+        all). The box-pooling families read the boxes (:meth:`box_logits`); the query-matching
+        ones the query matched to the instance."""
+        return self.box_logits(boxes, samples), None
+
     def box_logits(self, boxes: Tensor, samples: Tensor) -> Tensor:
         """Class logits of the (N, 4) ground-truth ``boxes``, box k of image ``samples[k]``:
         one row per box."""
         raise NotImplementedError
+
+    def class_weights(self, classes: Tensor) -> Optional[Tensor]:
+        """Each pair's weight from the classification loss's ``class_weight`` (None: 1)."""
+        return None

@@ -4,17 +4,25 @@ recorders do), so the distillation needs no second forward of the network."""
 from collections import defaultdict
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from torch import nn
+
+
+class MethodCall(NamedTuple):
+    """One recorded call of a method: its arguments and what it returned."""
+    args: tuple
+    kwargs: dict
+    output: Any
 
 
 class Recorder:
     """Keeps, while recording, what each watched module returns on every call; for the
     modules named in ``with_kwargs``, the keyword arguments of each call instead (a loss
-    module's ``avg_factor``, say). ``methods`` names ``(owner, method name)`` pairs whose
-    return values are kept too (a head's per-level loss, which no module returns): the
-    method is wrapped on that instance only, and :meth:`remove` restores it."""
+    module's ``avg_factor``, say). ``methods`` names ``(owner, method name)`` pairs whose calls
+    are kept too, as :class:`MethodCall` (a head's per-level losses, an assigner's matching:
+    what no module returns): the method is wrapped on that instance only, and :meth:`remove`
+    restores it."""
 
     def __init__(self, modules: Dict[str, nn.Module], with_kwargs: Sequence[str] = (),
                  methods: Optional[Dict[str, Tuple[object, str]]] = None) -> None:
@@ -36,7 +44,7 @@ class Recorder:
     def _call_and_keep(self, name: str, method: Callable, *args, **kwargs) -> Any:
         output = method(*args, **kwargs)
         if self.active:
-            self.calls[name].append(output)
+            self.calls[name].append(MethodCall(args, kwargs, output))
         return output
 
     def _keep_output(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:

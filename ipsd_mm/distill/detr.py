@@ -1,0 +1,84 @@
+"""The adapter of mmdet's DETR family (DETR, Deformable DETR, DINO): the class logits of the
+query the Hungarian matcher gave each ground-truth instance on the last decoder layer, read
+from the matching the loss already made (``matching.py``)."""
+from typing import Dict, Optional, Tuple
+
+import torch
+from mmdet.models.dense_heads import DeformableDETRHead, DETRHead, DINOHead
+from mmdet.models.detectors import DetectionTransformer
+from mmdet.utils import reduce_mean
+from torch import Tensor, nn
+
+from .adapter import register_adapter, supported
+from .detector import InstanceAdapter
+from .loss import PairedDistillLoss, zero_like
+from .matching import last_layer_matches
+
+
+@register_adapter
+class QueryAdapter(InstanceAdapter):
+    """mmdet ``DetectionTransformer`` detectors with a ``DETRHead``, ``DeformableDETRHead`` or
+    ``DINOHead``: an instance's logits are those of the query matched to it on the last decoder
+    layer (DINO: among the matching queries, not the denoising ones); an instance left
+    unmatched adds nothing. Sigmoid heads (DINO, Deformable DETR: focal loss) distil with the
+    Bernoulli KL, softmax heads (DETR) with the softmax KL over the classes and no-object. The
+    normaliser is the last layer's ``cls_avg_factor`` as the head computes it (matched queries,
+    plus unmatched ones times ``bg_cls_weight``; averaged over ranks when
+    ``sync_cls_avg_factor``; at least 1), each pair weighted by its class's ``class_weight``."""
+    HEADS = (DETRHead, DeformableDETRHead, DINOHead)
+    supports = 'DetectionTransformer with a DETRHead, DeformableDETRHead or DINOHead'
+
+    def __init__(self, model: nn.Module, loss: PairedDistillLoss,
+                 num_classes: Optional[int] = None) -> None:
+        head = getattr(model, 'bbox_head', None)
+        if type(head) not in self.HEADS:
+            raise TypeError(f'IPSDHook: the query head {type(head).__name__} is not supported '
+                            '(the adapter must know where its matching and its classification '
+                            f'normaliser come from). Supported: {supported()}')
+        if not hasattr(head, 'assigner'):
+            raise ValueError(f'IPSDHook: {type(head).__name__} has no assigner (no train_cfg): '
+                             'the term reads the matching of the training forward')
+        self.sigmoid = bool(head.loss_cls.use_sigmoid)
+        super().__init__(model, loss, num_classes)
+
+    @classmethod
+    def accepts(cls, model: nn.Module) -> bool:
+        return isinstance(model, DetectionTransformer)
+
+    def cls_head(self) -> nn.Module:
+        return self.model.bbox_head
+
+    def modules(self) -> Dict[str, nn.Module]:
+        return {'head': self.model.bbox_head}
+
+    def methods(self):
+        return {'assign': (self.model.bbox_head.assigner, 'assign')}
+
+    def zero(self) -> Tensor:
+        return zero_like(self.recorder.get('head')[0])
+
+    def matches(self) -> Tuple[Tensor, Tensor]:
+        """The last decoder layer's matched logits (B, Q, C) and ``gt_inds`` (B, Q)."""
+        last = self.recorder.get('head')[0][-1]
+        found = last_layer_matches(self.recorder.all('assign'), last,
+                                   type(self.model.bbox_head).__name__)
+        scores, gt_inds = zip(*(found[b] for b in range(len(last))))
+        return torch.stack(scores), torch.stack(gt_inds)
+
+    def normaliser(self) -> Tuple[Tensor, float]:
+        head = self.model.bbox_head
+        _, gt_inds = self.matches()
+        factor = (gt_inds > 0).sum().float() + (gt_inds == 0).sum().float() * head.bg_cls_weight
+        if head.sync_cls_avg_factor:  # the head's own reduction: one scalar all-reduce
+            factor = reduce_mean(factor)
+        return factor.clamp(min=1), float(getattr(head.loss_cls, 'loss_weight', 1.0))
+
+    def instance_logits(self, boxes: Tensor, samples: Tensor,
+                        indices: Tensor) -> Tuple[Tensor, Tensor]:
+        scores, gt_inds = self.matches()
+        matched = gt_inds[samples] == (indices + 1)[:, None]  # (N, Q): the instance's query
+        return scores[samples, matched.float().argmax(1)].float(), matched.any(1)
+
+    def class_weights(self, classes: Tensor) -> Optional[Tensor]:
+        weight = getattr(self.model.bbox_head.loss_cls, 'class_weight', None)
+        return None if weight is None else torch.as_tensor(weight, device=classes.device)[classes]

@@ -1,0 +1,31 @@
+"""Reading a query-based head's Hungarian matching from the forward that already ran.
+
+DETR-like detectors and MaskFormer-like segmentors match queries to ground-truth instances once
+per decoder layer and image, through ``head.assigner.assign(pred_instances=..., ...)``, whose
+``pred_instances.scores`` is a view of that layer's class logits. The recorder keeps every call;
+:func:`last_layer_matches` keeps those on the last layer's logits (by where the view points, not
+by call order), so the term reads the matching the loss used and never runs the matcher again.
+"""
+from typing import Dict, Sequence, Tuple
+
+from torch import Tensor
+
+
+def last_layer_matches(calls: Sequence, last: Tensor, owner: str) -> Dict[int, Tuple[Tensor, Tensor]]:
+    """By image ``b``: (the logits the assigner matched on, a view of ``last[b]`` with its
+    gradient; ``gt_inds`` of the assignment: 1 + the instance a query is matched to, 0 for
+    none). ``calls`` are the recorded ``assign`` calls; ``last`` is the last decoder layer's
+    (B, Q, C) logits as the head's forward returned them."""
+    storage = last.untyped_storage().data_ptr()
+    step = last.stride(0) * last.element_size()
+    found: Dict[int, Tuple[Tensor, Tensor]] = {}
+    for call in calls:
+        scores = call.kwargs['pred_instances'].scores
+        offset = scores.data_ptr() - last.data_ptr()
+        if scores.untyped_storage().data_ptr() == storage and 0 <= offset < step * len(last):
+            found[offset // step] = (scores, call.output.gt_inds)
+    if sorted(found) != list(range(len(last))):
+        raise RuntimeError(f'IPSDHook: {owner} matched the last decoder layer of images '
+                           f'{sorted(found)} of {len(last)}; the term needs each image\'s '
+                           'matching, so this head is not supported')
+    return found
