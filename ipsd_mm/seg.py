@@ -9,16 +9,19 @@ IntraClassPatchSwap      mmseg TRANSFORMS     SegIntraClassPatchSwap (data/seg_t
 IntraClassPairDataset    mmseg DATASETS       SegIntraClassPairDataset (data/seg_pair_dataset)
 pair_collate             mmengine FUNCTIONS   pair_collate (data/collate)
 IPSDHook                 mmengine HOOKS       IPSDHook (distill/hook)
-(adapter)                IPSDHook's lookup    SegmentorAdapter (distill/segmentor)
+(adapters)               IPSDHook's lookup    SegmentorAdapter (distill/segmentor),
+                                              MaskClassificationAdapter
+                                              (distill/mask_classification)
 =======================  ===================  ==========================================
 """
 from .data.collate import pair_collate
 from .data.seg_pair_dataset import SegIntraClassPairDataset
 from .data.seg_transforms import SegIntraClassPatchSwap
 from .distill.hook import IPSDHook
+from .distill.mask_classification import MaskClassificationAdapter
 from .distill.segmentor import SegmentorAdapter
 
 __all__ = [
-    'IPSDHook', 'SegIntraClassPairDataset', 'SegIntraClassPatchSwap', 'SegmentorAdapter',
+    'IPSDHook', 'MaskClassificationAdapter', 'SegIntraClassPairDataset', 'SegIntraClassPatchSwap', 'SegmentorAdapter',
     'pair_collate'
 ]

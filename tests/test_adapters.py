@@ -342,6 +342,43 @@ def test_query_term_reads_the_last_layers_matching_and_normaliser(key):
     assert 'assign' not in vars(head.assigner)
 
 
+def test_mask2former_term_reads_each_class_query_and_the_heads_normaliser():
+    """Semantic Mask2Former: per pair and class both hold, the query the loss's matching gave
+    that class in each member (seen here in the labels the last layer's loss_cls was given),
+    over that call's avg_factor (class_weight summed over all queries), times its weight."""
+    torch.manual_seed(0)
+    cfg = lib_config('mmseg', SEG_MODELS['mask2former']).model
+    cfg.data_preprocessor = dict(type='SegDataPreProcessor', size=(64, 64))
+    model = build(cfg, 'mmseg')
+    head = model.decode_head
+    calls, original = [], head.loss_cls.forward
+    head.loss_cls.forward = lambda *a, **k: calls.append((a, k)) or original(*a, **k)
+    hook = IPSDHook(temperature=1.0)
+    hook.before_run(_Runner(model))
+    model.train()
+    data = model.data_preprocessor(pair_batch('seg', 4, (64, 64), block=16), True)
+    samples = data['data_samples']
+    adapter = hook.adapter
+    with adapter.recording():
+        type(model).loss(model, data['inputs'], samples)
+    last = adapter.recorder.get('head')[0][-1]  # (B, Q, C + 1)
+    (_, labels, _), kwargs = calls[len(adapter.recorder.get('head')[0]) - 1]
+    labels = labels.view(last.shape[:2])  # the class each query was trained towards
+    norm, weight = adapter.normaliser(adapter.matches()[1])
+    assert norm.item() == pytest.approx(float(kwargs['avg_factor'])) and weight == 2.0
+    terms, stats = adapter.terms(samples)
+    rows = [(a, b, int(c)) for a, b in [(0, 1), (2, 3)] for c in samples[a].get(CLASSES)
+            if (labels[a] == c).any() and (labels[b] == c).any()]  # both images hold c
+    za = torch.stack([last[a][labels[a] == c][0] for a, _, c in rows])
+    zb = torch.stack([last[b][labels[b] == c][0] for _, b, c in rows])
+    cls = torch.tensor([c for *_, c in rows])
+    expected = hook.loss.pair_sum(za, zb, cls, weights=torch.tensor(head.class_weight)[cls])
+    assert rows and stats['ipsd_regions'].item() == len(rows)
+    assert terms['loss_ipsd'].item() == pytest.approx(
+        expected.total.item() * weight / norm.item(), rel=1e-4)
+    hook.after_run(_Runner(model))
+
+
 # -- what is supported trains; the rest is refused -----------------------------------------
 
 SEG_MODELS = {
@@ -350,6 +387,7 @@ SEG_MODELS = {
     'fcn': '_base_/models/fcn_r50-d8.py',
     'upernet': '_base_/models/upernet_r50.py',
     'segformer': '_base_/models/segformer_mit-b0.py',
+    'mask2former': 'mask2former/mask2former_r50_8xb2-90k_cityscapes-512x1024.py',
 }
 DET_MODELS = {
     'faster-rcnn': '_base_/models/faster-rcnn_r50_fpn.py',
@@ -393,7 +431,7 @@ def test_supported_models_train_a_step_with_a_live_term(key):
 UNSUPPORTED = [
     ('mmseg', 'point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py', 'conv_seg'),
     ('mmseg', 'knet/knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512.py', 'conv_seg'),
-    ('mmseg', 'mask2former/mask2former_r50_8xb2-90k_cityscapes-512x1024.py', 'conv_seg'),
+    ('mmseg', 'maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py', 'MaskFormerHead'),
     ('mmdet', 'sparse_rcnn/sparse-rcnn_r50_fpn_1x_coco.py', 'SparseRoIHead'),
     ('mmdet', 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', 'CascadeRoIHead'),
     ('mmdet', 'tood/tood_r50_fpn_1x_coco.py', 'TOODHead'),

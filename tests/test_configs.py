@@ -97,7 +97,8 @@ def test_config_builds_model_and_dataloaders(config, standins, digit_scenes, tmp
 
 @pytest.mark.parametrize('config', ['seg/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024_ipsd.py',
                                     'det/mask-rcnn_r50_fpn_1x_coco_ipsd.py',
-                                    'det/rtmdet_tiny_8xb32-300e_coco_ipsd.py'])
+                                    'det/rtmdet_tiny_8xb32-300e_coco_ipsd.py',
+                                    'seg/mask2former_r50_8xb2-90k_cityscapes-512x1024_ipsd.py'])
 def test_ipsd_config_trains_an_iteration(config, standins, digit_scenes, tmp_path):
     cfg = load(config, standins, digit_scenes, str(tmp_path))
     shrink(cfg._cfg_dict)

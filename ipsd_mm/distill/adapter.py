@@ -100,8 +100,14 @@ def build_adapter(model: nn.Module, loss: PairedDistillLoss, mode: str = 'region
         raise TypeError(f'IPSDHook: {type(model).__name__} is an {library} model but the '
                         f"{library} side of ipsd_mm is not imported: set custom_imports=dict("
                         f"imports=['ipsd_mm.{side}'], allow_failed_imports=False)")
-    raise TypeError(f'IPSDHook does not support {type(model).__name__}. Supported: '
-                    f'{supported()}')
+    heads = [f'{name} {type(getattr(model, name)).__name__}' for name in HEAD_ATTRIBUTES
+             if getattr(model, name, None) is not None]
+    described = type(model).__name__ + (f' with {", ".join(heads)}' if heads else '')
+    raise TypeError(f'IPSDHook does not support {described}. Supported: {supported()}')
+
+
+#: where OpenMMLab models keep the heads that say what a model is, for refusal messages
+HEAD_ATTRIBUTES = ('decode_head', 'bbox_head', 'roi_head', 'panoptic_head')
 
 
 def check_classes(largest: Union[int, Tensor], num_logits: int, what: str, fix: str) -> None:

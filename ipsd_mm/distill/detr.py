@@ -62,8 +62,8 @@ class QueryAdapter(InstanceAdapter):
         last = self.recorder.get('head')[0][-1]
         found = last_layer_matches(self.recorder.all('assign'), last,
                                    type(self.model.bbox_head).__name__)
-        scores, gt_inds = zip(*(found[b] for b in range(len(last))))
-        return torch.stack(scores), torch.stack(gt_inds)
+        return (torch.stack([found[b].scores for b in range(len(last))]),
+                torch.stack([found[b].gt_inds for b in range(len(last))]))
 
     def normaliser(self) -> Tuple[Tensor, float]:
         head = self.model.bbox_head

@@ -60,7 +60,10 @@ class SegmentorAdapter(Adapter):
 
     @classmethod
     def accepts(cls, model: nn.Module) -> bool:
-        return isinstance(model, EncoderDecoder)
+        # Mask classification heads (Mask2Former) are not decode heads of pixel logits: they
+        # have their own adapter (mask_classification.py).
+        return isinstance(model, EncoderDecoder) and isinstance(_last(model.decode_head),
+                                                                BaseDecodeHead)
 
     @classmethod
     def build(cls, model: nn.Module, loss: PairedDistillLoss, mode: str, use_aux: bool,
