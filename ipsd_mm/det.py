@@ -12,18 +12,19 @@ IPSDHook                 mmengine HOOKS       IPSDHook (distill/hook)
 (adapters)               IPSDHook's lookup    TwoStageAdapter (distill/two_stage),
                                               DenseHeadAdapter, RTMDetAdapter
                                               (distill/dense_head),
-                                              QueryAdapter (distill/detr)
+                                              QueryAdapter, MaskFormerQueryAdapter
+                                              (distill/queries)
 =======================  ===================  ==========================================
 """
 from .data.collate import pair_collate
 from .data.det_pair_dataset import DetIntraClassPairDataset
 from .data.det_transforms import DetIntraClassPatchSwap
 from .distill.dense_head import DenseHeadAdapter, RTMDetAdapter
-from .distill.detr import QueryAdapter
 from .distill.hook import IPSDHook
+from .distill.queries import MaskFormerQueryAdapter, QueryAdapter
 from .distill.two_stage import TwoStageAdapter
 
 __all__ = [
     'DenseHeadAdapter', 'DetIntraClassPairDataset', 'DetIntraClassPatchSwap', 'IPSDHook',
-    'QueryAdapter', 'RTMDetAdapter', 'TwoStageAdapter', 'pair_collate'
+    'MaskFormerQueryAdapter', 'QueryAdapter', 'RTMDetAdapter', 'TwoStageAdapter', 'pair_collate'
 ]

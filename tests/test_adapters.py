@@ -379,6 +379,51 @@ def test_mask2former_term_reads_each_class_query_and_the_heads_normaliser():
     hook.after_run(_Runner(model))
 
 
+def test_mask2former_instance_term_reads_each_instances_query_and_the_heads_normaliser():
+    """mmdet Mask2Former: each instance's query is one the last layer's loss_cls trained
+    towards the instance's class, no two instances share one, and the normaliser is that
+    call's avg_factor."""
+    torch.manual_seed(0)
+    cfg = lib_config('mmdet', DET_MODELS['mask2former-instance']).model
+    cfg.data_preprocessor.batch_augments = None  # LSJ pads each image to 1024x1024
+    model = build(cfg, 'mmdet')
+    head = model.panoptic_head
+    calls, original = [], head.loss_cls.forward
+    head.loss_cls.forward = lambda *a, **k: calls.append((a, k)) or original(*a, **k)
+    hook = IPSDHook(temperature=1.0)
+    hook.before_run(_Runner(model))
+    model.train()
+    batch = pair_batch('det', 4, (64, 64))
+    from mmdet.structures.mask import BitmapMasks
+    for sample in batch['data_samples']:
+        masks = torch.zeros(4, 64, 64, dtype=torch.uint8)
+        for m, (x0, y0, x1, y1) in zip(masks, sample.gt_instances.bboxes.long().tolist()):
+            m[y0:y1, x0:x1] = 1
+        sample.gt_instances.masks = BitmapMasks(masks.numpy(), 64, 64)
+    data = model.data_preprocessor(batch, True)
+    samples = data['data_samples']
+    adapter = hook.adapter
+    with adapter.recording():
+        type(model).loss(model, data['inputs'], samples)
+    last = adapter.recorder.get('head')[0][-1]
+    (_, labels, _), kwargs = calls[len(adapter.recorder.get('head')[0]) - 1]
+    labels = labels.view(last.shape[:2])
+    norm, weight = adapter.normaliser()
+    assert norm.item() == pytest.approx(float(kwargs['avg_factor'])) and weight == 2.0
+    samples_k = torch.arange(4).repeat_interleave(4)
+    indices = torch.arange(4).repeat(4)
+    logits, found = adapter.instance_logits(None, samples_k, indices)
+    assert found.all()
+    for k, (b, i) in enumerate(zip(samples_k.tolist(), indices.tolist())):
+        query = [q for q in range(last.shape[1]) if torch.equal(last[b, q], logits[k])]
+        assert len(query) == 1 and labels[b, query[0]] == samples[b].gt_instances.labels[i]
+    assert len({(b, torch.where((last[b] == logits[k]).all(1))[0].item())
+                for k, b in enumerate(samples_k.tolist())}) == 16  # one query per instance
+    terms, stats = adapter.terms(samples)
+    assert stats['ipsd_instances'] == 4 and terms['loss_ipsd'].item() > 0
+    hook.after_run(_Runner(model))
+
+
 # -- what is supported trains; the rest is refused -----------------------------------------
 
 SEG_MODELS = {
@@ -398,6 +443,7 @@ DET_MODELS = {
     'gfl': 'gfl/gfl_r50_fpn_1x_coco.py',
     'rtmdet': 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
     **QUERY_MODELS,
+    'mask2former-instance': 'mask2former/mask2former_r50_8xb2-lsj-50e_coco.py',
 }
 
 
@@ -409,11 +455,13 @@ def test_supported_models_train_a_step_with_a_live_term(key):
     cfg = lib_config(scope, SEG_MODELS[key] if seg else DET_MODELS[key]).model
     if 'num_queries' in cfg:
         cfg.num_queries = 50  # DINO picks its queries among the encoder's points: 85 here
+    if cfg.data_preprocessor.get('batch_augments'):
+        cfg.data_preprocessor.batch_augments = None  # LSJ pads each image to 1024x1024
     if seg:
         cfg.data_preprocessor = dict(type='SegDataPreProcessor', size=(64, 64))
     model = build(cfg, scope)
     batch = pair_batch('seg' if seg else 'det', 4, (64, 64), block=16)
-    if key == 'mask-rcnn':
+    if key in ('mask-rcnn', 'mask2former-instance'):
         from mmdet.structures.mask import BitmapMasks
         for s in batch['data_samples']:
             boxes = s.gt_instances.bboxes.long()

@@ -40,7 +40,8 @@ class DenseHeadAdapter(InstanceAdapter):
 
     @classmethod
     def accepts(cls, model: nn.Module) -> bool:
-        return isinstance(model, SingleStageDetector)
+        # MaskFormer is a SingleStageDetector with a panoptic_head instead (queries.py).
+        return isinstance(model, SingleStageDetector) and hasattr(model, 'bbox_head')
 
     def cls_head(self) -> nn.Module:
         return self.model.bbox_head

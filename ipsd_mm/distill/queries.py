@@ -1,18 +1,20 @@
-"""The adapter of mmdet's DETR family (DETR, Deformable DETR, DINO): the class logits of the
-query the Hungarian matcher gave each ground-truth instance on the last decoder layer, read
-from the matching the loss already made (``matching.py``)."""
+"""The adapters of mmdet's query-based detectors: the DETR family (DETR, Deformable DETR, DINO)
+and Mask2Former (instance segmentation). An instance's logits are those of the query the
+Hungarian matcher gave it on the last decoder layer, read from the matching the loss already
+made (``matching.py``)."""
 from typing import Dict, Optional, Tuple
 
 import torch
-from mmdet.models.dense_heads import DeformableDETRHead, DETRHead, DINOHead
-from mmdet.models.detectors import DetectionTransformer
+from mmdet.models.dense_heads import (DeformableDETRHead, DETRHead, DINOHead,
+                                      Mask2FormerHead)
+from mmdet.models.detectors import DetectionTransformer, MaskFormer
 from mmdet.utils import reduce_mean
 from torch import Tensor, nn
 
 from .adapter import register_adapter, supported
 from .detector import InstanceAdapter
 from .loss import PairedDistillLoss, zero_like
-from .matching import last_layer_matches
+from .matching import Match, last_layer_matches
 
 
 @register_adapter
@@ -25,12 +27,13 @@ class QueryAdapter(InstanceAdapter):
     normaliser is the last layer's ``cls_avg_factor`` as the head computes it (matched queries,
     plus unmatched ones times ``bg_cls_weight``; averaged over ranks when
     ``sync_cls_avg_factor``; at least 1), each pair weighted by its class's ``class_weight``."""
-    HEADS = (DETRHead, DeformableDETRHead, DINOHead)
+    HEADS: tuple = (DETRHead, DeformableDETRHead, DINOHead)
+    HEAD = 'bbox_head'  # where the model keeps the head
     supports = 'DetectionTransformer with a DETRHead, DeformableDETRHead or DINOHead'
 
     def __init__(self, model: nn.Module, loss: PairedDistillLoss,
                  num_classes: Optional[int] = None) -> None:
-        head = getattr(model, 'bbox_head', None)
+        head = getattr(model, self.HEAD, None)
         if type(head) not in self.HEADS:
             raise TypeError(f'IPSDHook: the query head {type(head).__name__} is not supported '
                             '(the adapter must know where its matching and its classification '
@@ -38,7 +41,7 @@ class QueryAdapter(InstanceAdapter):
         if not hasattr(head, 'assigner'):
             raise ValueError(f'IPSDHook: {type(head).__name__} has no assigner (no train_cfg): '
                              'the term reads the matching of the training forward')
-        self.sigmoid = bool(head.loss_cls.use_sigmoid)
+        self.sigmoid = bool(getattr(head.loss_cls, 'use_sigmoid', False))
         super().__init__(model, loss, num_classes)
 
     @classmethod
@@ -46,28 +49,25 @@ class QueryAdapter(InstanceAdapter):
         return isinstance(model, DetectionTransformer)
 
     def cls_head(self) -> nn.Module:
-        return self.model.bbox_head
+        return getattr(self.model, self.HEAD)
 
     def modules(self) -> Dict[str, nn.Module]:
-        return {'head': self.model.bbox_head}
+        return {'head': self.cls_head()}
 
     def methods(self):
-        return {'assign': (self.model.bbox_head.assigner, 'assign')}
+        return {'assign': (self.cls_head().assigner, 'assign')}
 
     def zero(self) -> Tensor:
-        return zero_like(self.recorder.get('head')[0])
+        return zero_like(self.recorder.get('head')[0][-1])
 
-    def matches(self) -> Tuple[Tensor, Tensor]:
-        """The last decoder layer's matched logits (B, Q, C) and ``gt_inds`` (B, Q)."""
-        last = self.recorder.get('head')[0][-1]
-        found = last_layer_matches(self.recorder.all('assign'), last,
-                                   type(self.model.bbox_head).__name__)
-        return (torch.stack([found[b].scores for b in range(len(last))]),
-                torch.stack([found[b].gt_inds for b in range(len(last))]))
+    def matches(self) -> Dict[int, Match]:
+        """Each image's matching on the last decoder layer."""
+        return last_layer_matches(self.recorder.all('assign'), self.recorder.get('head')[0][-1],
+                                  type(self.cls_head()).__name__)
 
     def normaliser(self) -> Tuple[Tensor, float]:
-        head = self.model.bbox_head
-        _, gt_inds = self.matches()
+        head = self.cls_head()
+        gt_inds = torch.stack([match.gt_inds for match in self.matches().values()])
         factor = (gt_inds > 0).sum().float() + (gt_inds == 0).sum().float() * head.bg_cls_weight
         if head.sync_cls_avg_factor:  # the head's own reduction: one scalar all-reduce
             factor = reduce_mean(factor)
@@ -75,10 +75,35 @@ class QueryAdapter(InstanceAdapter):
 
     def instance_logits(self, boxes: Tensor, samples: Tensor,
                         indices: Tensor) -> Tuple[Tensor, Tensor]:
-        scores, gt_inds = self.matches()
+        matches = self.matches()
+        scores = torch.stack([matches[b].scores for b in range(len(matches))])
+        gt_inds = torch.stack([matches[b].gt_inds for b in range(len(matches))])
         matched = gt_inds[samples] == (indices + 1)[:, None]  # (N, Q): the instance's query
         return scores[samples, matched.float().argmax(1)].float(), matched.any(1)
 
     def class_weights(self, classes: Tensor) -> Optional[Tensor]:
-        weight = getattr(self.model.bbox_head.loss_cls, 'class_weight', None)
+        weight = getattr(self.cls_head().loss_cls, 'class_weight', None)
         return None if weight is None else torch.as_tensor(weight, device=classes.device)[classes]
+
+
+@register_adapter
+class MaskFormerQueryAdapter(QueryAdapter):
+    """mmdet ``MaskFormer`` detectors with a ``Mask2FormerHead`` (Mask2Former, instance
+    segmentation; panoptic training data is refused by the swap, which does not move the stuff
+    map): as for the DETR family, softmax with no-object; the normaliser is the last layer's
+    ``loss_cls`` ``avg_factor``, ``class_weight`` summed over every query (no-object ones at
+    their weight)."""
+    HEADS = (Mask2FormerHead, )
+    HEAD = 'panoptic_head'
+    supports = 'MaskFormer with a Mask2FormerHead (Mask2Former instance segmentation)'
+
+    @classmethod
+    def accepts(cls, model: nn.Module) -> bool:
+        return isinstance(model, MaskFormer)
+
+    def normaliser(self) -> Tuple[Tensor, float]:
+        head = self.cls_head()
+        classes = torch.stack([match.query_classes() for match in self.matches().values()])
+        weights = classes.new_tensor(head.class_weight, dtype=torch.float32)
+        labels = torch.where(classes >= 0, classes, head.num_classes)
+        return weights[labels].sum(), float(getattr(head.loss_cls, 'loss_weight', 1.0))
