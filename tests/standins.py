@@ -65,8 +65,9 @@ def write_coco(src: str, names: dict, root: str) -> None:
             img = cv2.imread(osp.join(src, 'images', split, image['file_name']))
             image['file_name'] = image['file_name'][:-4] + '.jpg'
             cv2.imwrite(osp.join(root, f'{split}2017', image['file_name']), img)
-        # Digits stand in for the first ten COCO classes, under their COCO names.
-        coco['categories'] = [dict(c, name=coco_names[c['id'] - 1]) for c in coco['categories']]
+        # Digits stand in for the first ten COCO classes; all 80 are declared, so that the
+        # evaluator can name whatever class an untrained model predicts.
+        coco['categories'] = [dict(id=k + 1, name=name) for k, name in enumerate(coco_names)]
         with open(osp.join(root, 'annotations', f'instances_{split}2017.json'), 'w') as f:
             json.dump(coco, f)
 

@@ -199,16 +199,38 @@ def test_seg_term_is_float32_under_autocast():
     assert term.dtype == torch.float32 and term.item() == pytest.approx(exact, rel=1e-5)
 
 
-def _capture_cls_avg_factor(head):
-    """What the head passes its loss_cls as avg_factor, seen independently of the adapter."""
-    seen = []
-    original = head.loss_cls.forward
+def _capture_cls_calls(head):
+    """Every call of the head's loss_cls as (args, kwargs), seen independently of the
+    adapter: the targets and avg_factor the task loss was given."""
+    calls, original = [], head.loss_cls.forward
+    head.loss_cls.forward = lambda *args, **kwargs: calls.append((args, kwargs)) or original(
+        *args, **kwargs)
+    return calls
 
-    def forward(*args, **kwargs):
-        seen.append(kwargs.get('avg_factor'))
-        return original(*args, **kwargs)
-    head.loss_cls.forward = forward
-    return seen
+
+def with_box_masks(batch: dict) -> dict:
+    """``batch`` (in place) with each instance's box as its mask, for the mask models."""
+    from mmdet.structures.mask import BitmapMasks
+    for sample in batch['data_samples']:
+        boxes = sample.gt_instances.bboxes.long()
+        h, w = sample.metainfo['img_shape']
+        masks = torch.zeros(len(boxes), h, w, dtype=torch.uint8)
+        for mask, (x0, y0, x1, y1) in zip(masks, boxes.tolist()):
+            mask[y0:y1, x0:x1] = 1
+        sample.gt_instances.masks = BitmapMasks(masks.numpy(), h, w)
+    return batch
+
+
+def _recorded_forward(model, batch):
+    """The hook built on ``model`` and one training forward of ``batch`` under its recording
+    (the task loss alone, not the hook's wrapper): (hook, data samples, task losses)."""
+    hook = IPSDHook(temperature=1.0)
+    hook.before_run(_Runner(model))
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    with hook.adapter.recording():
+        losses = type(model).loss(model, data['inputs'], data['data_samples'])
+    return hook, data['data_samples'], losses
 
 
 @pytest.mark.parametrize('name,head_of', [
@@ -220,25 +242,19 @@ def test_detector_term_is_divided_by_the_classification_loss_normaliser(name, he
     positives the focal loss averages over. The term is the pair sum over exactly that."""
     torch.manual_seed(0)
     model = study(name)
-    head = head_of(model)
-    seen = _capture_cls_avg_factor(head)
-    hook = IPSDHook(temperature=1.0)
-    hook.before_run(_Runner(model))
-    model.train()
-    batch = pair_batch('det', 4, (64, 64))
-    data = model.data_preprocessor(batch, True)
+    calls = _capture_cls_calls(head_of(model))
+    hook, samples, losses = _recorded_forward(model, pair_batch('det', 4, (64, 64)))
     adapter = hook.adapter
-    with adapter.recording():
-        losses = adapter.model.__class__.loss(model, data['inputs'], data['data_samples'])
+    seen = [kwargs.get('avg_factor') for _, kwargs in calls]
     norm, weight = adapter.normaliser()
     assert seen and len(set(seen)) == 1 and norm == pytest.approx(max(float(seen[0]), 1.0))
     if 'rcnn' in name:  # every sampled RoI counts: 128 per image here
         assert norm == 4 * 128
-    terms, stats = adapter.terms(data['data_samples'])
+    terms, stats = adapter.terms(samples)
     boxes = torch.cat([s.gt_instances.bboxes[[0, 1] if k % 2 == 0 else [0, 3]]
-                       for k, s in enumerate(data['data_samples'])])
-    samples = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    logits = adapter.box_logits(boxes, samples)  # rows: a0 i0, a0 i1, b0 j0, b0 j3, a1 ..., b1 ...
+                       for k, s in enumerate(samples)])
+    # rows: a0 i0, a0 i1, b0 j0, b0 j3, a1 ..., b1 ...
+    logits = adapter.box_logits(boxes, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
     rows_a, rows_b = torch.tensor([0, 1, 4, 5]), torch.tensor([2, 3, 6, 7])
     expected, _, _ = hook.loss.pair_sum(logits[rows_a], logits[rows_b],
                                      torch.tensor([0, 1, 0, 1]), sigmoid=adapter.sigmoid)
@@ -261,19 +277,14 @@ def test_rtmdet_term_is_divided_by_its_quality_weighted_positives(monkeypatch):
     for conv in model.bbox_head.rtm_reg:  # boxes of a stride's size: IoUs well above zero
         conv.weight.data.zero_()
         conv.bias.data.fill_(1.0)
-    hook = IPSDHook(temperature=1.0)
-    hook.before_run(_Runner(model))
-    model.train()
-    data = model.data_preprocessor(pair_batch('det', 4, (64, 64)), True)
+    hook, samples, losses = _recorded_forward(model, pair_batch('det', 4, (64, 64)))
     adapter = hook.adapter
-    with adapter.recording():
-        losses = type(model).loss(model, data['inputs'], data['data_samples'])
     norm, weight = adapter.normaliser()
     assert type(adapter).__name__ == 'RTMDetAdapter' and adapter.sigmoid
     assert norm.item() == pytest.approx(seen[0].clamp(min=1).item()) and norm.item() > 5
-    terms, stats = adapter.terms(data['data_samples'])
+    terms, stats = adapter.terms(samples)
     boxes = torch.cat([s.gt_instances.bboxes[[0, 1] if k % 2 == 0 else [0, 3]]
-                       for k, s in enumerate(data['data_samples'])])
+                       for k, s in enumerate(samples)])
     logits = adapter.box_logits(boxes, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
     expected = hook.loss.pair_sum(logits[[0, 1, 4, 5]], logits[[2, 3, 6, 7]],
                                   torch.tensor([0, 1, 0, 1]), sigmoid=True).total
@@ -307,18 +318,13 @@ def test_query_term_reads_the_last_layers_matching_and_normaliser(key):
     torch.manual_seed(0)
     model = query_model(key)
     head = model.bbox_head
-    seen = _capture_cls_avg_factor(head)
-    hook = IPSDHook(temperature=1.0)
-    hook.before_run(_Runner(model))
-    model.train()
-    data = model.data_preprocessor(pair_batch('det', 4, (64, 64)), True)
-    samples = data['data_samples']
+    calls = _capture_cls_calls(head)
+    hook, samples, _ = _recorded_forward(model, pair_batch('det', 4, (64, 64)))
     adapter = hook.adapter
-    with adapter.recording():
-        type(model).loss(model, data['inputs'], samples)
     cls_all, box_all = adapter.recorder.get('head')
     norm, weight = adapter.normaliser()
-    assert norm.item() == pytest.approx(float(seen[len(cls_all) - 1]))  # the last layer's call
+    last_call = calls[len(cls_all) - 1][1]  # the last decoder layer's loss_cls call
+    assert norm.item() == pytest.approx(float(last_call['avg_factor']))
     assert norm.item() > 1 and adapter.sigmoid == (key != 'detr')
 
     def matched_logits(b, i):
@@ -351,16 +357,9 @@ def test_mask2former_term_reads_each_class_query_and_the_heads_normaliser():
     cfg.data_preprocessor = dict(type='SegDataPreProcessor', size=(64, 64))
     model = build(cfg, 'mmseg')
     head = model.decode_head
-    calls, original = [], head.loss_cls.forward
-    head.loss_cls.forward = lambda *a, **k: calls.append((a, k)) or original(*a, **k)
-    hook = IPSDHook(temperature=1.0)
-    hook.before_run(_Runner(model))
-    model.train()
-    data = model.data_preprocessor(pair_batch('seg', 4, (64, 64), block=16), True)
-    samples = data['data_samples']
+    calls = _capture_cls_calls(head)
+    hook, samples, _ = _recorded_forward(model, pair_batch('seg', 4, (64, 64), block=16))
     adapter = hook.adapter
-    with adapter.recording():
-        type(model).loss(model, data['inputs'], samples)
     last = adapter.recorder.get('head')[0][-1]  # (B, Q, C + 1)
     (_, labels, _), kwargs = calls[len(adapter.recorder.get('head')[0]) - 1]
     labels = labels.view(last.shape[:2])  # the class each query was trained towards
@@ -388,23 +387,9 @@ def test_mask2former_instance_term_reads_each_instances_query_and_the_heads_norm
     cfg.data_preprocessor.batch_augments = None  # LSJ pads each image to 1024x1024
     model = build(cfg, 'mmdet')
     head = model.panoptic_head
-    calls, original = [], head.loss_cls.forward
-    head.loss_cls.forward = lambda *a, **k: calls.append((a, k)) or original(*a, **k)
-    hook = IPSDHook(temperature=1.0)
-    hook.before_run(_Runner(model))
-    model.train()
-    batch = pair_batch('det', 4, (64, 64))
-    from mmdet.structures.mask import BitmapMasks
-    for sample in batch['data_samples']:
-        masks = torch.zeros(4, 64, 64, dtype=torch.uint8)
-        for m, (x0, y0, x1, y1) in zip(masks, sample.gt_instances.bboxes.long().tolist()):
-            m[y0:y1, x0:x1] = 1
-        sample.gt_instances.masks = BitmapMasks(masks.numpy(), 64, 64)
-    data = model.data_preprocessor(batch, True)
-    samples = data['data_samples']
+    calls = _capture_cls_calls(head)
+    hook, samples, _ = _recorded_forward(model, with_box_masks(pair_batch('det', 4, (64, 64))))
     adapter = hook.adapter
-    with adapter.recording():
-        type(model).loss(model, data['inputs'], samples)
     last = adapter.recorder.get('head')[0][-1]
     (_, labels, _), kwargs = calls[len(adapter.recorder.get('head')[0]) - 1]
     labels = labels.view(last.shape[:2])
@@ -462,13 +447,7 @@ def test_supported_models_train_a_step_with_a_live_term(key):
     model = build(cfg, scope)
     batch = pair_batch('seg' if seg else 'det', 4, (64, 64), block=16)
     if key in ('mask-rcnn', 'mask2former-instance'):
-        from mmdet.structures.mask import BitmapMasks
-        for s in batch['data_samples']:
-            boxes = s.gt_instances.bboxes.long()
-            masks = torch.zeros(len(boxes), 64, 64, dtype=torch.uint8)
-            for m, (x0, y0, x1, y1) in zip(masks, boxes.tolist()):
-                m[y0:y1, x0:x1] = 1
-            s.gt_instances.masks = BitmapMasks(masks.numpy(), 64, 64)
+        with_box_masks(batch)
     losses = train_step(model, batch, IPSDHook(temperature=1.0))
     assert math.isfinite(losses['loss_ipsd'].item()) and losses['loss_ipsd'].item() > 0
     assert losses['ipsd_pairs'].item() == 2
@@ -495,6 +474,17 @@ def test_unsupported_models_are_refused_at_build_time_by_name(scope, rel, named)
     model = build(lib_config(scope, rel).model, scope)
     with pytest.raises(TypeError, match=f'{named}.*Supported|{named}.*not supported'):
         build_adapter(model, PairedDistillLoss())
+
+
+@pytest.mark.parametrize('scope,rel', [('mmdet', DET_MODELS['retinanet']),
+                                       ('mmseg', SEG_MODELS['mask2former'])],
+                         ids=['detector', 'mask2former'])
+def test_pixel_options_are_refused_where_there_are_no_pixel_logits(scope, rel):
+    model = build(lib_config(scope, rel).model, scope)
+    with pytest.raises(ValueError, match=r"mode='pixel'.*use mode='region'"):
+        build_adapter(model, PairedDistillLoss(), mode='pixel')
+    with pytest.raises(ValueError, match='use_aux=True.*use use_aux=False'):
+        build_adapter(model, PairedDistillLoss(), use_aux=True)
 
 
 def test_a_head_with_fewer_classes_than_the_dataset_is_refused():

@@ -110,6 +110,17 @@ def build_adapter(model: nn.Module, loss: PairedDistillLoss, mode: str = 'region
 HEAD_ATTRIBUTES = ('decode_head', 'bbox_head', 'roi_head', 'panoptic_head')
 
 
+def refuse_pixel_options(mode: str, use_aux: bool, family: str) -> None:
+    """``mode='pixel'`` and ``use_aux=True`` distil heads of pixel logits, which ``family``
+    (an adapter's models) does not have: a clear error naming the option."""
+    if mode != 'region':
+        raise ValueError(f"IPSDHook(mode='{mode}') distils pixel logits; {family} distil per "
+                         "instance or class: use mode='region'")
+    if use_aux:
+        raise ValueError(f'IPSDHook(use_aux=True) distils auxiliary heads of pixel logits; '
+                         f'{family} have none: use use_aux=False')
+
+
 def check_classes(largest: Union[int, Tensor], num_logits: int, what: str, fix: str) -> None:
     """The pair metadata names no class beyond the logits, else a clear error."""
     if int(largest) >= num_logits:

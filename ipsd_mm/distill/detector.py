@@ -9,7 +9,7 @@ from mmdet.structures.bbox import get_box_tensor
 from torch import Tensor, nn
 
 from ..pair_meta import INSTANCE_PAIRS
-from .adapter import Adapter, BatchTerms, check_classes, supported
+from .adapter import Adapter, BatchTerms, check_classes, refuse_pixel_options, supported
 from .loss import PairedDistillLoss
 from .pairs import find_pairs, to_device
 
@@ -37,11 +37,7 @@ class InstanceAdapter(Adapter):
     @classmethod
     def build(cls, model: nn.Module, loss: PairedDistillLoss, mode: str, use_aux: bool,
               num_classes: Optional[int]) -> 'InstanceAdapter':
-        if mode != 'region':
-            raise ValueError(f"IPSDHook(mode='{mode}') is for segmentors; detectors distil per "
-                             "instance: use mode='region'")
-        if use_aux:
-            raise ValueError('IPSDHook(use_aux=True) is for segmentors with an auxiliary head')
+        refuse_pixel_options(mode, use_aux, 'detectors')
         return cls(model, loss, num_classes)
 
     def cls_head(self) -> nn.Module:

@@ -11,7 +11,8 @@ from mmseg.models.segmentors import EncoderDecoder
 from torch import Tensor, nn
 
 from ..pair_meta import CLASSES
-from .adapter import Adapter, BatchTerms, check_classes, count, register_adapter
+from .adapter import (Adapter, BatchTerms, check_classes, count, refuse_pixel_options,
+                      register_adapter)
 from .loss import PairedDistillLoss, zero_like
 from .matching import last_layer_matches
 from .pairs import find_pairs, to_device
@@ -43,12 +44,7 @@ class MaskClassificationAdapter(Adapter):
     @classmethod
     def build(cls, model: nn.Module, loss: PairedDistillLoss, mode: str, use_aux: bool,
               num_classes: Optional[int]) -> 'MaskClassificationAdapter':
-        if mode != 'region':
-            raise ValueError(f"IPSDHook(mode='{mode}') distils pixel logits; Mask2Former "
-                             "classifies one query per class: use mode='region'")
-        if use_aux:
-            raise ValueError('IPSDHook(use_aux=True) distils auxiliary heads of pixel logits; '
-                             'Mask2Former has none: use use_aux=False')
+        refuse_pixel_options(mode, use_aux, 'mask classification segmentors (Mask2Former)')
         head = model.decode_head
         if num_classes is not None and head.num_classes < num_classes:
             raise ValueError(f'IPSDHook: the decode head Mask2FormerHead has num_classes='
