@@ -20,7 +20,7 @@ import accuracy_study as study
 from browse_pairs import browse
 from ipsd_mm.testing.digit_configs import ensure_data, point_to
 
-ITERS = dict(deeplabv3=1000, retinanet=2000)  # the demo's schedules (the study's: 4000, 6000)
+ITERS = dict(deeplabv3=3000, retinanet=2000)  # the demo's schedules (the study's: 4000, 6000)
 
 
 def parse_args():
