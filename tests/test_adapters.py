@@ -308,6 +308,34 @@ def query_model(key: str):
     return build(cfg, 'mmdet')
 
 
+def test_last_layer_matches_are_found_by_where_the_logits_point():
+    """The assigner calls on the last layer are told from the others (an earlier layer, the
+    encoder's proposals, DINO's denoising queries ahead of the matching ones) by the view
+    their logits are; a missing image is an error, not a silent hole."""
+    from types import SimpleNamespace as Call
+
+    from mmengine.structures import InstanceData
+
+    from ipsd_mm.distill.matching import last_layer_matches
+    layers = torch.randn(3, 2, 7, 4)  # (layer, image, 2 denoising + 5 matching queries, class)
+    encoder = torch.randn(2, 5, 4)
+
+    def call(scores, image):
+        gt_inds = torch.tensor([0, 1, 0, 2, 0]) if image else torch.tensor([2, 0, 0, 0, 1])
+        return Call(kwargs=dict(pred_instances=InstanceData(scores=scores),
+                                gt_instances=InstanceData(labels=torch.tensor([3, 1]))),
+                    output=Call(gt_inds=gt_inds))
+    calls = [call(layers[layer, b, 2:], b) for layer in range(3) for b in range(2)]
+    calls += [call(encoder[b], b) for b in range(2)]
+    found = last_layer_matches(calls, layers[-1], 'Head')
+    assert sorted(found) == [0, 1] and all(found[b].scores is calls[4 + b].kwargs[
+        'pred_instances'].scores for b in range(2))
+    assert found[1].query_classes().tolist() == [-1, 3, -1, 1, -1]
+    with pytest.raises(RuntimeError, match=r'matched the last decoder layer of images \[0\] '
+                                           r'of 2'):
+        last_layer_matches(calls[:5], layers[-1], 'Head')
+
+
 @pytest.mark.parametrize('key', list(QUERY_MODELS))
 def test_query_term_reads_the_last_layers_matching_and_normaliser(key):
     """The logits of the query the Hungarian matcher gave each instance on the last decoder

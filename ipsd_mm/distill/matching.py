@@ -31,7 +31,7 @@ def last_layer_matches(calls: Sequence, last: Tensor, owner: str) -> Dict[int, M
     returned them."""
     storage = last.untyped_storage().data_ptr()
     step = last.stride(0) * last.element_size()
-    found: Dict[int, Tuple[Tensor, Tensor]] = {}
+    found: Dict[int, Match] = {}
     for call in calls:
         scores = call.kwargs['pred_instances'].scores
         offset = scores.data_ptr() - last.data_ptr()
