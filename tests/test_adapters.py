@@ -328,9 +328,9 @@ def test_last_layer_matches_are_found_by_where_the_logits_point():
     calls = [call(layers[layer, b, 2:], b) for layer in range(3) for b in range(2)]
     calls += [call(encoder[b], b) for b in range(2)]
     found = last_layer_matches(calls, layers[-1], 'Head')
-    assert sorted(found) == [0, 1] and all(found[b].scores is calls[4 + b].kwargs[
-        'pred_instances'].scores for b in range(2))
-    assert found[1].query_classes().tolist() == [-1, 3, -1, 1, -1]
+    assert len(found.scores) == 2 and all(torch.equal(found.scores[b], calls[4 + b].kwargs[
+        'pred_instances'].scores) for b in range(2))
+    assert found.classes[1].tolist() == [-1, 3, -1, 1, -1]
     with pytest.raises(RuntimeError, match=r'matched the last decoder layer of images \[0\] '
                                            r'of 2'):
         last_layer_matches(calls[:5], layers[-1], 'Head')
@@ -391,9 +391,9 @@ def test_mask2former_term_reads_each_class_query_and_the_heads_normaliser():
     last = adapter.recorder.get('head')[0][-1]  # (B, Q, C + 1)
     (_, labels, _), kwargs = calls[len(adapter.recorder.get('head')[0]) - 1]
     labels = labels.view(last.shape[:2])  # the class each query was trained towards
-    norm, weight = adapter.normaliser(adapter.matches()[1])
-    assert norm.item() == pytest.approx(float(kwargs['avg_factor'])) and weight == 2.0
     terms, stats = adapter.terms(samples)
+    norm, weight = stats['ipsd_normaliser'], head.loss_cls.loss_weight
+    assert norm.item() == pytest.approx(float(kwargs['avg_factor'])) and weight == 2.0
     rows = [(a, b, int(c)) for a, b in [(0, 1), (2, 3)] for c in samples[a].get(CLASSES)
             if (labels[a] == c).any() and (labels[b] == c).any()]  # both images hold c
     za = torch.stack([last[a][labels[a] == c][0] for a, _, c in rows])

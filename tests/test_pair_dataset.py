@@ -336,3 +336,6 @@ def test_pipeline_switch_hook_switches_the_inner_pipeline(wrapper, digit_scenes)
     assert batch['data_samples'][0].get(INSTANCE_PAIRS) is not None
     with pytest.raises(ValueError, match='must end with PackDetInputs'):
         ds.pipeline = DET_LOAD
+    with pytest.raises(ValueError, match="holds IntraClassPatchSwap, which belongs in the pair "
+                                         "dataset's 'swap'"):
+        ds.pipeline = [*DET_LOAD, dict(type='IntraClassPatchSwap'), dict(type='PackDetInputs')]

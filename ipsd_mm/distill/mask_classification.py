@@ -14,7 +14,7 @@ from ..pair_meta import CLASSES
 from .adapter import (Adapter, BatchTerms, check_classes, count, refuse_pixel_options,
                       register_adapter)
 from .loss import PairedDistillLoss, zero_like
-from .matching import last_layer_matches
+from .matching import Matches, last_layer_matches
 from .pairs import find_pairs, to_device
 
 
@@ -58,25 +58,19 @@ class MaskClassificationAdapter(Adapter):
     def methods(self):
         return {'assign': (self.head.assigner, 'assign')}
 
-    def matches(self) -> Tuple[Tensor, Tensor]:
-        """The last layer's logits (B, Q, C + 1) and each query's matched class (B, Q; -1)."""
-        last = self.recorder.get('head')[0][-1]
-        found = last_layer_matches(self.recorder.all('assign'), last, 'Mask2FormerHead')
-        return (torch.stack([found[b].scores for b in range(len(last))]),
-                torch.stack([found[b].query_classes() for b in range(len(last))]))
-
-    def normaliser(self, query_classes: Tensor) -> Tuple[Tensor, float]:
+    def normaliser(self, matches: Matches) -> Tuple[Tensor, float]:
         """(the ``avg_factor`` of the last layer's ``loss_cls``, its ``loss_weight``)."""
-        weights = query_classes.new_tensor(self.head.class_weight, dtype=torch.float32)
-        labels = torch.where(query_classes >= 0, query_classes, self.head.num_classes)
-        return weights[labels].sum(), float(getattr(self.head.loss_cls, 'loss_weight', 1.0))
+        return (matches.weighted_count(self.head.class_weight),
+                float(getattr(self.head.loss_cls, 'loss_weight', 1.0)))
 
     def terms(self, data_samples: Sequence) -> BatchTerms:
         pairs = find_pairs(data_samples)
         rows = [(k, a, b, int(c)) for k, (a, b) in enumerate(pairs)
                 for c in data_samples[a].get(CLASSES)]
-        scores, query_classes = self.matches()
-        norm, weight = self.normaliser(query_classes)
+        matches = last_layer_matches(self.recorder.all('assign'),
+                                     self.recorder.get('head')[0][-1], 'Mask2FormerHead')
+        scores, query_classes = matches.scores, matches.classes
+        norm, weight = self.normaliser(matches)
         if not rows:
             return BatchTerms({'loss_ipsd': zero_like(scores)},
                               dict(ipsd_pairs=len(pairs), ipsd_regions=count(0, scores),

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .adapter import register_adapter, supported
 from .detector import InstanceAdapter
 from .loss import PairedDistillLoss, zero_like
-from .matching import Match, last_layer_matches
+from .matching import Matches, last_layer_matches
 
 
 @register_adapter
@@ -60,14 +60,15 @@ class QueryAdapter(InstanceAdapter):
     def zero(self) -> Tensor:
         return zero_like(self.recorder.get('head')[0][-1])
 
-    def matches(self) -> Dict[int, Match]:
-        """Each image's matching on the last decoder layer."""
-        return last_layer_matches(self.recorder.all('assign'), self.recorder.get('head')[0][-1],
-                                  type(self.cls_head()).__name__)
+    def matches(self) -> Matches:
+        """The batch's matching on the last decoder layer, read once per forward."""
+        return self.recorder.derive('matches', lambda: last_layer_matches(
+            self.recorder.all('assign'), self.recorder.get('head')[0][-1],
+            type(self.cls_head()).__name__))
 
     def normaliser(self) -> Tuple[Tensor, float]:
         head = self.cls_head()
-        gt_inds = torch.stack([match.gt_inds for match in self.matches().values()])
+        gt_inds = self.matches().gt_inds
         factor = (gt_inds > 0).sum().float() + (gt_inds == 0).sum().float() * head.bg_cls_weight
         if head.sync_cls_avg_factor:  # the head's own reduction: one scalar all-reduce
             factor = reduce_mean(factor)
@@ -76,10 +77,8 @@ class QueryAdapter(InstanceAdapter):
     def instance_logits(self, boxes: Tensor, samples: Tensor,
                         indices: Tensor) -> Tuple[Tensor, Tensor]:
         matches = self.matches()
-        scores = torch.stack([matches[b].scores for b in range(len(matches))])
-        gt_inds = torch.stack([matches[b].gt_inds for b in range(len(matches))])
-        matched = gt_inds[samples] == (indices + 1)[:, None]  # (N, Q): the instance's query
-        return scores[samples, matched.float().argmax(1)].float(), matched.any(1)
+        matched = matches.gt_inds[samples] == (indices + 1)[:, None]  # (N, Q): its query
+        return matches.scores[samples, matched.float().argmax(1)].float(), matched.any(1)
 
     def class_weights(self, classes: Tensor) -> Optional[Tensor]:
         weight = getattr(self.cls_head().loss_cls, 'class_weight', None)
@@ -103,7 +102,5 @@ class MaskFormerQueryAdapter(QueryAdapter):
 
     def normaliser(self) -> Tuple[Tensor, float]:
         head = self.cls_head()
-        classes = torch.stack([match.query_classes() for match in self.matches().values()])
-        weights = classes.new_tensor(head.class_weight, dtype=torch.float32)
-        labels = torch.where(classes >= 0, classes, head.num_classes)
-        return weights[labels].sum(), float(getattr(head.loss_cls, 'loss_weight', 1.0))
+        return (self.matches().weighted_count(head.class_weight),
+                float(getattr(head.loss_cls, 'loss_weight', 1.0)))

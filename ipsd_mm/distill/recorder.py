@@ -29,6 +29,7 @@ class Recorder:
         methods = methods or {}
         self.names = list(modules) + list(methods)
         self.calls: Dict[str, List[Any]] = defaultdict(list)
+        self.derived: Dict[str, Any] = {}
         self.active = False
         self.handles = [
             module.register_forward_hook(partial(self._keep_kwargs, name), with_kwargs=True)
@@ -59,7 +60,7 @@ class Recorder:
     @contextmanager
     def recording(self) -> Iterator[None]:
         """Record during the block; what was recorded lives until :meth:`clear`."""
-        self.calls.clear()
+        self.clear()
         self.active = True
         try:
             yield
@@ -68,6 +69,14 @@ class Recorder:
 
     def clear(self) -> None:
         self.calls.clear()  # do not keep the graph alive past the step
+        self.derived.clear()
+
+    def derive(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per recorded forward: what several readers derive from the
+        same calls (cleared with them)."""
+        if name not in self.derived:
+            self.derived[name] = compute()
+        return self.derived[name]
 
     def all(self, name: str) -> List[Any]:
         """What every call of ``name`` recorded; it must have run."""
