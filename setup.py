@@ -59,6 +59,7 @@ if __name__ == '__main__':
         extras_require={
             'tests': read_requirements('tests'),
             'demo': read_requirements('demo'),
+            'kd': read_requirements('kd'),
         },
         zip_safe=False,
     )

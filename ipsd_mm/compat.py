@@ -1,5 +1,8 @@
 """What the pinned OpenMMLab stack needs on current torch. Applied on ``import ipsd_mm``.
 
+Two steps: MMEngine's checkpoints load on torch >= 2.6 (below), and MMRazor 1.0.0's distillers
+import on torch 2 (:func:`let_mmrazor_import`). A step touches only what fails as is.
+
 MMEngine 0.10.7 calls ``torch.load(filename, map_location=...)`` without ``weights_only``. Since
 torch 2.6 that means ``weights_only=True``, and the checkpoints the Runner itself writes no longer
 load (for ``resume`` or for testing) because their ``message_hub`` holds MMEngine
@@ -50,6 +53,62 @@ def allow_runner_checkpoints() -> None:
 
 
 allow_runner_checkpoints()
+
+
+#: MMRazor 1.0.0's quantization tables (imported by ``mmrazor.models`` and ``mmrazor.engine``)
+#: use torch 1.13's names: fuser helpers renamed in torch 2 (old name: torch 2's name), and
+#: BackendPatternConfig setters torch 2 removed.
+_MMRAZOR_FUSER_NAMES = {'reverse2': '_reverse2', 'reverse3': '_reverse3',
+                        'reverse_sequential_wrapper2': '_sequential_wrapper2'}
+_MMRAZOR_REMOVED_SETTERS = ('_set_overwrite_output_fake_quantize',
+                            '_set_overwrite_output_observer', '_set_input_output_observed')
+
+
+def _removed_setter(name: str):
+    def setter(self, *args, **kwargs):
+        return self  # the tables chain their setters
+    setter.__name__ = name
+    setter.__doc__ = (f'ipsd_mm.compat: {name} was removed from torch; MMRazor 1.0.0 calls it '
+                      'while building quantization tables that distillation never reads.')
+    return setter
+
+
+def let_mmrazor_import() -> list:
+    """Let MMRazor 1.0.0's distillers import on torch 2 (open-mmlab/mmrazor#632, no fixed
+    release); returns what was patched, nothing where MMRazor imports as is.
+
+    ``import mmrazor.models`` reaches its quantization support, which imports three fuser
+    helpers by their torch 1.13 names, reaches ``torch.ao.quantization.backend_config.utils``
+    without importing it, and calls three private ``BackendPatternConfig`` setters that torch 2
+    removed. Only those names are touched: the old names point at torch's renamed helpers, the
+    submodule is imported, the setters are no-ops (they only set fields of quantization tables).
+    Distillation (``SingleTeacherDistill``, the distillers, recorders and losses) never calls
+    any of them, so nothing it computes changes. Remove with the rest of this module once the
+    stack moves to an MMRazor that supports torch 2.
+    """
+    import importlib.util
+    if importlib.util.find_spec('mmrazor') is None:
+        return []
+    try:
+        from torch.ao.quantization import fuser_method_mappings as fuser
+        from torch.ao.quantization.backend_config import BackendPatternConfig
+    except ImportError:  # a torch without them: MMRazor uses its own placeholders
+        return []
+    patched = []
+    for old, new in _MMRAZOR_FUSER_NAMES.items():
+        if not hasattr(fuser, old) and hasattr(fuser, new):
+            setattr(fuser, old, getattr(fuser, new))
+            patched.append(f'fuser_method_mappings.{old}')
+    for name in _MMRAZOR_REMOVED_SETTERS:
+        if not hasattr(BackendPatternConfig, name):
+            setattr(BackendPatternConfig, name, _removed_setter(name))
+            patched.append(f'BackendPatternConfig.{name}')
+    if patched:  # reached as an attribute, never imported, where the names above are missing
+        importlib.import_module('torch.ao.quantization.backend_config.utils')
+    return patched
+
+
+let_mmrazor_import()
 
 
 def setup_cpu_distributed(cfg, launcher: str) -> None:

@@ -1,6 +1,7 @@
 """The MMDetection side of ipsd_mm: ``custom_imports=dict(imports=['ipsd_mm.det'])``.
 
-Registers, without importing MMSegmentation:
+Registers, without importing MMSegmentation (MMDetection itself is checked first:
+without it, a clear error says what to install):
 
 =======================  ===================  ==========================================
 registered name          registry             class (module)
@@ -16,6 +17,10 @@ IPSDHook                 mmengine HOOKS       IPSDHook (distill/hook)
                                               (distill/queries)
 =======================  ===================  ==========================================
 """
+from .libraries import require_library
+
+require_library('det')
+
 from .data.collate import pair_collate
 from .data.det_pair_dataset import DetIntraClassPairDataset
 from .data.det_transforms import DetIntraClassPatchSwap

@@ -11,3 +11,12 @@ INSTANCE_PAIRS = 'ipsd_instance_pairs'  # detection: [(i, j)] into each side's g
 CLASSES = 'ipsd_classes'  # segmentation: classes held by both members after the swap
 
 ANCHOR, PARTNER = 0, 1
+
+
+def evaluation_refusal(who: str, loop: str) -> str:
+    """Why a val or test loop may not read ``IntraClassPairDataset``, and the fix; ``who`` says
+    which side found it (the pair dataset, or IPSDHook before the run)."""
+    return (f'{who}: the {loop} loop reads IntraClassPairDataset, which swaps and pairs '
+            f'images, so its metric would score swapped, randomly paired images: evaluate on '
+            f'the plain dataset (set {loop}_dataloader.dataset to the dataset the pair wrapper '
+            'wraps, without pair_collate)')

@@ -1,6 +1,7 @@
 """The MMSegmentation side of ipsd_mm: ``custom_imports=dict(imports=['ipsd_mm.seg'])``.
 
-Registers, without importing MMDetection:
+Registers, without importing MMDetection (MMSegmentation itself is checked first:
+without it, a clear error says what to install):
 
 =======================  ===================  ==========================================
 registered name          registry             class (module)
@@ -14,6 +15,10 @@ IPSDHook                 mmengine HOOKS       IPSDHook (distill/hook)
                                               (distill/mask_classification)
 =======================  ===================  ==========================================
 """
+from .libraries import require_library
+
+require_library('seg')
+
 from .data.collate import pair_collate
 from .data.seg_pair_dataset import SegIntraClassPairDataset
 from .data.seg_transforms import SegIntraClassPatchSwap

@@ -62,7 +62,19 @@ MODELS = {
     'faster-rcnn': ('faster-rcnn_r18-w16_fpn_digit-scenes', 'coco/bbox_mAP', 'bbox mAP (%)', 100,
                     8000, 'resnet18-w16'),
 }
-VARIANTS = ('baseline', 'ipsd', 'noswap', 'noKD')
+VARIANTS = ('baseline', 'ipsd', 'noswap', 'noKD', 'teacher', 'kd')
+IPSD_SIDE = ('ipsd', 'noswap', 'noKD')  # the variants built from the IPSD config
+# Teacher KD (the positive control, variant 'kd'): the student distilled through MMRazor from its
+# teacher, the same model at --teacher-width base channels (variant 'teacher': trained once per
+# data set, training set and start, seed 0, from a backbone pretrained as the student's). The
+# recipes (ipsd_mm.kd.distill_model); each model's default is MMRazor's own recipe for it.
+KD_DEFAULTS = {
+    'deeplabv3': dict(recipe='cwd', loss_weight=5.0, tau=1.0),
+    'retinanet': dict(recipe='pkd', loss_weight=10.0),
+    'faster-rcnn': dict(recipe='pkd', loss_weight=6.0),
+}
+KD_OPTIONS = ('recipe', 'loss_weight', 'tau', 'levels')
+TEACHER_SEED = 0
 STARTS = ('scratch', 'pretrained')
 SPLITS = ('val', 'test')
 # The glyphs of the scenes: printed (Hershey fonts; a small CNN tells them apart at 99.6%+) or
@@ -98,7 +110,15 @@ def parse_args(argv=None):
     parser.add_argument('--val-interval', type=int, default=1000)
     parser.add_argument('--ipsd-options', nargs='+', action=DictAction, default={},
                         help='swap.<option>=value or hook.<option>=value for the IPSD variants')
-    parser.add_argument('--tag', default='', help='names the IPSD variants of a search point')
+    parser.add_argument('--kd-options', nargs='+', action=DictAction, default={},
+                        help='the kd recipe: recipe=cwd|kl|pkd, loss_weight=, tau=, levels= '
+                        '(default: MMRazor\'s recipe per model: ' + '; '.join(
+                            f'{m} ' + ' '.join(f'{k}={v}' for k, v in d.items())
+                            for m, d in sorted(KD_DEFAULTS.items())) + ')')
+    parser.add_argument('--teacher-width', type=int, choices=(32, 64), default=32,
+                        help="the teacher's base channels (the student's: 16); default 32")
+    parser.add_argument('--tag', default='',
+                        help='names the IPSD or kd variants of a search point')
     parser.add_argument('--jobs', type=int, default=2, help='runs in parallel, one thread each')
     parser.add_argument('--data-root', help='default: data/digit_scenes_study[_handwritten]'
                         '[_n<num-train>], one folder per kind of data and training set size')
@@ -129,6 +149,15 @@ def parse_args(argv=None):
     if args.ipsd_options and not args.tag:
         parser.error('--ipsd-options need a --tag: it names the runs and their work dirs, which '
                      'would otherwise be those of the default IPSD runs')
+    for key in args.kd_options:
+        if key not in KD_OPTIONS:
+            parser.error(f'--kd-options {key}: not a kd option; name one of {", ".join(KD_OPTIONS)}')
+    if args.kd_options.get('recipe', 'cwd') not in ('cwd', 'kl', 'pkd'):
+        parser.error(f"--kd-options recipe={args.kd_options['recipe']}: name cwd or kl "
+                     '(segmentation: the decode head logits) or pkd (detection: the FPN)')
+    if (args.kd_options or args.teacher_width != 32) and not args.tag and 'kd' in args.variants:
+        parser.error('--kd-options and --teacher-width need a --tag: it names the kd runs and '
+                     'their work dirs, which would otherwise be those of the default recipe')
     for model in args.models:
         iters = args.iters or MODELS[model][4]
         if iters % args.val_interval:
@@ -209,7 +238,9 @@ def build_config(spec: dict):
 
     from ipsd_mm.testing.digit_configs import evaluate_on, point_to, set_schedule
     config, metric = MODELS[spec['model']][:2]
-    ipsd = spec['variant'] != 'baseline'
+    ipsd = spec['variant'] in IPSD_SIDE
+    if spec['variant'] == 'teacher':
+        config = teacher_config(spec['model'], spec['teacher_width'])
     cfg = Config.fromfile(osp.join(CONFIGS, config + ('_ipsd' if ipsd else '') + '.py'))
     point_to(cfg._cfg_dict, resolve(spec['data_root']))
     evaluate_on(cfg, spec['split'])
@@ -224,6 +255,8 @@ def build_config(spec: dict):
     if spec['start'] == 'pretrained':
         cfg.model.backbone.init_cfg = dict(type='Pretrained',
                                            checkpoint=resolve(spec['checkpoint']))
+    if spec['variant'] == 'kd':
+        distil(cfg, spec)
     if ipsd:
         swap = cfg.train_dataloader.dataset.swap
         hook = next(h for h in cfg.custom_hooks if h.type == 'IPSDHook')
@@ -236,6 +269,30 @@ def build_config(spec: dict):
             hook.loss_weight = 0.0
     cfg.work_dir = resolve(spec['work_dir'])
     return cfg, metric
+
+
+def teacher_config(model: str, width: int) -> str:
+    """The study config of ``model``'s teacher: the student's at ``width`` base channels."""
+    return MODELS[model][0].replace('-w16', f'-w{width}')
+
+
+def distil(cfg, spec: dict) -> None:
+    """The student config ``cfg`` distilled from its trained teacher (``spec['teacher']``)
+    through MMRazor with the run's recipe (``spec['kd_options']``)."""
+    from mmengine.config import Config
+
+    from ipsd_mm.kd import distill_model
+    teacher = Config.fromfile(osp.join(CONFIGS, teacher_config(spec['model'],
+                                                               spec['teacher_width']) + '.py'))
+    teacher.model.backbone.init_cfg = None  # its trained weights are loaded whole
+    options = dict(spec['kd_options'])
+    cfg.model = distill_model(cfg.model.to_dict(), teacher.model.to_dict(),
+                              resolve(spec['teacher']), student_scope=cfg.default_scope,
+                              **options)
+    imports = cfg.get('custom_imports', dict(imports=[]))
+    cfg.custom_imports = dict(imports=list(imports['imports']) + ['ipsd_mm.kd'],
+                              allow_failed_imports=False)
+    cfg.find_unused_parameters = False
 
 
 def add_error_metrics(cfg) -> None:
@@ -282,8 +339,14 @@ def run_one(spec: dict) -> dict:
     hub = runner.message_hub
     times = np.asarray(hub.get_scalar('train/time').data[0])
     curve = [(it, value * scale) for it, value in hub.get_info('study/curve')]
+    if spec['variant'] == 'teacher':  # kept for the kd runs: the model's weights alone
+        path = resolve(spec['teacher'])
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        torch.save(dict(state_dict=runner.model.state_dict(),
+                        meta=dict(final=curve[-1][1], run=name_of(spec))), path + '.part')
+        os.replace(path + '.part', path)
     swap, hook = None, None
-    if spec['variant'] != 'baseline':  # the options in effect, defaults included
+    if spec['variant'] in IPSD_SIDE:  # the options in effect, defaults included
         from dataclasses import asdict
         swap = asdict(runner.train_dataloader.dataset.swap.options)
         ipsd_hook = next(h for h in runner.hooks if type(h).__name__ == 'IPSDHook')
@@ -303,12 +366,23 @@ def name_of(spec: dict) -> str:
     """The run's work_dir and log name. The schedule is part of it, so runs of the same seed on
     two schedules (a convergence check, or a model whose default schedule changed) never write
     over each other's logs."""
-    data = spec.get('data', 'printed')
-    prefix = '' if data == 'printed' else data + (
-        '' if spec['num_train'] == 600 else f"{spec['num_train']}") + '_'
     footing = '' if spec.get('footing', 'images') == 'images' else '_' + spec['footing']
-    return (f"{prefix}{spec['model']}_{spec['start']}_{spec['split']}_{spec['variant']}"
-            f"{spec['tag']}{footing}_{spec['iters']}it_s{spec['seed']}")
+    return (f"{data_prefix(spec)}{spec['model']}_{spec['start']}_{spec['split']}_"
+            f"{spec['variant']}{spec['tag']}{footing}_{spec['iters']}it_s{spec['seed']}")
+
+
+def data_prefix(spec: dict) -> str:
+    """What names the scenes a run trains on: '' for the 600 printed ones."""
+    data = spec.get('data', 'printed')
+    return '' if data == 'printed' else data + (
+        '' if spec['num_train'] == 600 else f"{spec['num_train']}") + '_'
+
+
+def teacher_path(args, spec: dict) -> str:
+    """Where the teacher of ``spec``'s model, data, training set, start and width is kept: one
+    for both splits and every seed of the students (its own seed is TEACHER_SEED)."""
+    return relative(osp.join(args.work_dir, 'teachers', f"{data_prefix(spec)}{spec['model']}"
+                             f"-w{spec['teacher_width']}_{spec['start']}_{spec['iters']}it.pth"))
 
 
 def launch(spec: dict, log_dir: str) -> dict:
@@ -328,7 +402,8 @@ def launch(spec: dict, log_dir: str) -> dict:
 def key_of(r: dict, with_machine: bool = True) -> tuple:
     key = (r['model'], r['variant'], r['start'], r['split'], r['tag'], r['seed'], r['iters'],
            r['num_train'], json.dumps(r['ipsd_options'], sort_keys=True),
-           r.get('data', 'printed'), r.get('footing', 'images'))  # older records: the defaults
+           r.get('data', 'printed'), r.get('footing', 'images'),  # older records: the defaults
+           json.dumps(r.get('kd_options', {}), sort_keys=True), r.get('teacher_width'))
     return key + ((machine_id(r['machine']), ) if with_machine else ())
 
 
@@ -339,20 +414,24 @@ def load_results(path: str) -> list:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def ensure_checkpoints(args, models) -> dict:
-    """The pretrained backbone of each model, trained once (minutes) where missing."""
-    from pretrain_backbone import pretrain
+def ensure_checkpoints(args, models, width: int = 16) -> dict:
+    """The pretrained backbone of each model at ``width`` base channels (16: the student's),
+    trained once (minutes) where missing."""
     paths = {}
     for model in models:
-        arch = MODELS[model][5]
+        arch = MODELS[model][5].replace('-w16', f'-w{width}')
         path = osp.join(args.pretrained_dir, f"{arch}{'-quick' if args.quick else ''}.pth")
         if not osp.isfile(path):
-            print_log(f'pretraining {arch} for the pretrained start (once): {path}',
+            log = osp.splitext(path)[0] + '.log'
+            print_log(f'pretraining {arch} for the pretrained start (once; log: {log})',
                       logger='current')
-            if args.quick:
-                pretrain(arch, path, num=64, epochs=1, batch=32)
-            else:
-                pretrain(arch, path)
+            command = [sys.executable, osp.join(TOOLS, 'pretrain_backbone.py'), '--arch', arch,
+                       '--out', path] + (['--num', '64', '--epochs', '1', '--batch', '32']
+                                         if args.quick else [])
+            os.makedirs(args.pretrained_dir, exist_ok=True)
+            with open(log, 'w') as out:
+                if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode:
+                    raise RuntimeError(f'pretraining {arch} failed; its log: {log}')
         paths[model] = path
     return paths
 
@@ -360,31 +439,54 @@ def ensure_checkpoints(args, models) -> dict:
 def plan(args, done: list, here: dict) -> list:
     """The runs to do: those asked for that this machine has not done, plus the baselines their
     paired differences need on this machine."""
-    checkpoints = {}
+    checkpoints, teachers = {}, {}
+    with_teacher = {'teacher', 'kd'} & set(args.variants)
     if 'pretrained' in args.starts:
         checkpoints = ensure_checkpoints(args, args.models)
+        if with_teacher:
+            teachers = ensure_checkpoints(args, args.models, args.teacher_width)
     done_keys = {key_of(r) for r in done}
     wanted = []
     variants = list(args.variants)
     if any(v != 'baseline' for v in variants) and 'baseline' not in variants:
         variants.insert(0, 'baseline')  # the pairs' baselines, on this machine
+    if 'kd' in variants and 'teacher' not in variants:
+        variants.insert(1, 'teacher')  # made on first use (skipped below when there)
     for model in args.models:
         for start in args.starts:
             for variant in variants:
-                for seed in args.seeds:
-                    ipsd = variant != 'baseline'
-                    spec = dict(model=model, variant=variant, start=start, split=args.split,
-                                seed=seed, iters=args.iters or MODELS[model][4],
-                                val_interval=args.val_interval, tag=args.tag if ipsd else '',
-                                ipsd_options=dict(args.ipsd_options) if ipsd else {},
-                                num_train=args.num_train, data_root=relative(args.data_root),
-                                data=args.data, footing=args.footing,
-                                checkpoint=checkpoints.get(model) and relative(
-                                    checkpoints[model]))
-                    spec['work_dir'] = relative(osp.join(args.work_dir, name_of(spec)))
-                    if key_of(dict(spec, machine=here)) not in done_keys:
+                for seed in ([TEACHER_SEED] if variant == 'teacher' else args.seeds):
+                    spec = run_spec(args, model, start, variant, seed,
+                                    (teachers if variant == 'teacher' else checkpoints).get(model))
+                    fresh = key_of(dict(spec, machine=here)) not in done_keys
+                    if variant == 'teacher':  # wanted for its row, or its weights
+                        missing = not osp.isfile(resolve(spec['teacher']))
+                        if (fresh and 'teacher' in args.variants) or (
+                                missing and 'kd' in args.variants):
+                            wanted.append(spec)
+                    elif fresh:
                         wanted.append(spec)
     return wanted
+
+
+def run_spec(args, model: str, start: str, variant: str, seed: int, checkpoint) -> dict:
+    """One run of the study, as its record keeps it."""
+    ipsd, kd = variant in IPSD_SIDE, variant in ('teacher', 'kd')
+    spec = dict(model=model, variant=variant, start=start, split=args.split, seed=seed,
+                iters=args.iters or MODELS[model][4], val_interval=args.val_interval,
+                tag=args.tag if variant in IPSD_SIDE + ('kd', ) else '',
+                ipsd_options=dict(args.ipsd_options) if ipsd else {},
+                num_train=args.num_train, data_root=relative(args.data_root), data=args.data,
+                footing=args.footing, checkpoint=checkpoint and relative(checkpoint))
+    if kd:
+        spec.update(teacher_width=args.teacher_width)
+        spec['teacher'] = teacher_path(args, spec)
+    if variant == 'teacher':
+        spec['tag'] = f'_w{args.teacher_width}'
+    if variant == 'kd':
+        spec['kd_options'] = dict(KD_DEFAULTS[model], **args.kd_options)
+    spec['work_dir'] = relative(osp.join(args.work_dir, name_of(spec)))
+    return spec
 
 
 def done_elsewhere(specs: list, done: list) -> str:
@@ -417,7 +519,10 @@ def main(args) -> None:
         elsewhere = done_elsewhere(specs, done)
         if elsewhere:
             print_log(elsewhere, logger='current', level=logging.WARNING)
-        run_specs(specs, args.jobs, log_dir, args.results, done)
+        teachers = [s for s in specs if s['variant'] == 'teacher']  # the kd runs need them
+        run_specs(teachers, args.jobs, log_dir, args.results, done)
+        run_specs([s for s in specs if s['variant'] != 'teacher'], args.jobs, log_dir,
+                  args.results, done)
     rows = [r for r in done if r['model'] in args.models and r.get('data', 'printed') ==
             args.data and (args.table or r['split'] == args.split)]
     print(table(rows, args.markdown))
@@ -430,10 +535,11 @@ def run_specs(specs: list, jobs: int, log_dir: str, results: str, done: list) ->
     terminal."""
     with ThreadPoolExecutor(jobs) as pool:
         for result in pool.map(lambda s: launch(s, log_dir), specs):
-            with open(results, 'a') as out:  # appended as each run finishes
-                out.write(json.dumps(result) + '\n')
+            if key_of(result) not in {key_of(r) for r in done}:  # not a teacher's weights remade
+                with open(results, 'a') as out:  # appended as each run finishes
+                    out.write(json.dumps(result) + '\n')
+                done.append(result)
             os.remove(osp.join(resolve(result['work_dir']), CHECKPOINT))  # recorded
-            done.append(result)
             print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
                       f'({len(done)} results)', logger='current')
 
@@ -444,7 +550,7 @@ def best_points(results: list, data: str, split: str = 'val') -> list:
     baselines = {pair_key(r): r['final'] for r in results if r['variant'] == 'baseline'}
     groups = {}
     for r in results:
-        if (r['variant'] != 'baseline' and r.get('data', 'printed') == data and r['split'] == split
+        if (r['variant'] in IPSD_SIDE and r.get('data', 'printed') == data and r['split'] == split
                 and r['start'] == 'pretrained' and r.get('footing', 'images') == 'images'
                 and pair_key(r) in baselines):
             key = (r['model'], r['variant'] + r['tag'], r['iters'], machine_id(r['machine']))
@@ -475,8 +581,7 @@ def table(results: list, markdown: bool = False) -> str:
     for r in results:
         group = (r['model'], r.get('data', 'printed'), r['num_train'], r['start'], r['split'],
                  r.get('footing', 'images'), r['variant'], r['tag'],
-                 json.dumps(r['ipsd_options'], sort_keys=True), r['iters'],
-                 machine_id(r['machine']))
+                 options_of(r), r['iters'], machine_id(r['machine']))
         groups.setdefault(group, []).append(r)
         if r['variant'] == 'baseline':
             baselines[pair_key(r)] = r['final']
@@ -517,6 +622,13 @@ def table(results: list, markdown: bool = False) -> str:
     return ('\nDigitScenes accuracy study (std: sample standard deviation over seeds; paired '
             'diff: variant - baseline of the same seed, data, start, split, footing and machine, '
             f'mean and 95% t-interval)\n{t}\n{legend}')
+
+
+def options_of(r: dict) -> str:
+    """A run's options as the table shows them: IPSD's, or the kd recipe and its teacher."""
+    if r.get('kd_options'):
+        return json.dumps(dict(r['kd_options'], teacher=f"w{r['teacher_width']}"), sort_keys=True)
+    return json.dumps(r['ipsd_options'], sort_keys=True)
 
 
 def pair_key(r: dict) -> tuple:

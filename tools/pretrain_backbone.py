@@ -5,8 +5,8 @@ downloaded here).
 The task: 32x32 crops holding one printed digit (10 classes) or only background texture (an
 11th class), drawn with DigitScenes' own glyph and texture generators from random streams of
 their own (``--seed``), so no crop is a piece of a study scene. The backbone (the study
-configs' ResNet-18 at 16 base channels, plain for the detectors, V1c for the segmentor) gets a
-global pool and a linear classifier; only the backbone's weights are saved, in the form
+configs' ResNet-18 at 16 base channels, plain for the detectors, V1c for the segmentor, or
+their teachers' at 32 or 64) gets a global pool and a linear classifier; only the backbone's weights are saved, in the form
 mmengine's ``Pretrained`` init reads.
 
     python tools/pretrain_backbone.py --arch resnet18-w16 --out work_dirs/pretrained/resnet18-w16.pth
@@ -20,13 +20,23 @@ import time
 import cv2
 import numpy as np
 
-ARCHS = {  # the study configs' backbones (configs/study/): registry scope, config
-    'resnet18-w16': ('mmdet', dict(type='ResNet', depth=18, base_channels=16,
-                                   out_indices=(3, ), norm_eval=False, style='pytorch')),
-    'resnet18v1c-w16': ('mmseg', dict(type='ResNetV1c', depth=18, base_channels=16,
-                                      stem_channels=16, out_indices=(3, ), norm_eval=False,
-                                      norm_cfg=dict(type='BN', requires_grad=True))),
-}
+
+
+def _archs() -> dict:
+    """The study configs' backbones (configs/study/): the students' at 16 base channels, their
+    teachers' at 32 (``-w32``) and 64 (``-w64``); name: (registry scope, config)."""
+    archs = {}
+    for width in (16, 32, 64):
+        archs[f'resnet18-w{width}'] = ('mmdet', dict(
+            type='ResNet', depth=18, base_channels=width, out_indices=(3, ), norm_eval=False,
+            style='pytorch'))
+        archs[f'resnet18v1c-w{width}'] = ('mmseg', dict(
+            type='ResNetV1c', depth=18, base_channels=width, stem_channels=width,
+            out_indices=(3, ), norm_eval=False, norm_cfg=dict(type='BN', requires_grad=True)))
+    return archs
+
+
+ARCHS = _archs()
 SIZE = 32
 
 
@@ -58,7 +68,7 @@ def build(arch: str):
     init_default_scope(scope)
     backbone = MODELS.build(dict(cfg))
     backbone.init_weights()
-    channels = 16 * 8  # base_channels * 2**3 for ResNet-18
+    channels = cfg['base_channels'] * 8  # the last stage's, for ResNet-18
     head = torch.nn.Linear(channels, 11)
     return backbone, head
 
@@ -120,6 +130,7 @@ def parse_args():
     parser.add_argument('--num', type=int, default=20000, help='training crops')
     parser.add_argument('--epochs', type=int, default=6)
     parser.add_argument('--seed', type=int, default=1000)
+    parser.add_argument('--batch', type=int, default=128)
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     return parser.parse_args()
 
@@ -129,4 +140,4 @@ if __name__ == '__main__':
     sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
     import ipsd_mm  # noqa: F401  (compat)
     args = parse_args()
-    pretrain(args.arch, args.out, args.num, args.epochs, args.seed, threads=args.threads)
+    pretrain(args.arch, args.out, args.num, args.epochs, args.seed, args.batch, args.threads)

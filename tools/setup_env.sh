@@ -44,11 +44,11 @@ if ! have 'import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != "2.1.0")'; t
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} pip install --no-build-isolation "$mmcv_spec"
 fi
 
-run_step "mmdet, mmsegmentation and ipsd_mm (editable, with the test and demo extras)"
+run_step "mmdet, mmsegmentation, mmrazor and ipsd_mm (editable, with the test, demo and kd extras)"
 stamp="$venv/.ipsd_mm-installed"
 want=$(cat "$root/setup.py" "$root"/requirements/*.txt 2>/dev/null | sha1sum | cut -c1-40)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! have 'import ipsd_mm, importlib.metadata as m; m.version("ipsd_mm")'; then
-  pip install -q -e "$root[tests,demo]"
+  pip install -q -e "$root[tests,demo,kd]"
   echo "$want" > "$stamp"
 fi
 
@@ -69,10 +69,11 @@ site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 run_step "check the stack"
 "$py" - <<'PY'
-import mmcv, mmcv.ops, mmdet, mmseg, mmengine, torch, ipsd_mm
+import mmcv, mmcv.ops, mmdet, mmseg, mmengine, mmrazor, torch, ipsd_mm
 from mmcv.ops import nms  # the compiled ops: mmdet needs them
+import mmrazor.engine, mmrazor.models  # on torch 2 through ipsd_mm.compat
 print(f'setup: ok: torch {torch.__version__}, mmcv {mmcv.__version__} (ops), mmengine '
       f'{mmengine.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, '
-      f'ipsd_mm {ipsd_mm.__version__}')
+      f'mmrazor {mmrazor.__version__}, ipsd_mm {ipsd_mm.__version__}')
 PY
 step=''

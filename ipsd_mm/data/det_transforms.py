@@ -120,6 +120,13 @@ class DetIntraClassPatchSwap(PatchSwapBase):
             if not len(b) == len(lab) == len(ign):
                 raise ValueError(f"the {m}'s gt_bboxes, gt_bboxes_labels and gt_ignore_flags "
                                  f'differ in length ({len(b)}, {len(lab)}, {len(ign)})')
+        for m, member, lab, ign in zip(('anchor', 'partner'), members, labels, ignore):
+            if (lab[~ign] < 0).any():
+                raise ValueError(f"IntraClassPatchSwap: the {m}'s gt_bboxes_labels hold the "
+                                 f'negative label {int(lab[~ign].min())} '
+                                 f"({member.get('img_path', 'no img_path')}): labels must be "
+                                 'class ids 0..num_classes-1; fix or filter these annotations '
+                                 '(mark an instance to leave out with gt_ignore_flags)')
         for m, b in zip(('anchor', 'partner'), boxes):
             if not np.isfinite(b).all():
                 raise ValueError(f"the {m}'s gt_bboxes hold non-finite values (NaN or inf): "

@@ -2,6 +2,7 @@
 that share a class, swapped and packed, ready for :func:`pair_collate`. The registered classes
 are in ``seg_pair_dataset.py`` (mmseg) and ``det_pair_dataset.py`` (mmdet)."""
 import copy
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -10,7 +11,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.dataset.base_dataset import force_full_init
 from mmengine.registry import Registry
 
-from ..pair_meta import ANCHOR, PARTNER, ROLE, SWAP_RECORD
+from ..pair_meta import ANCHOR, PARTNER, ROLE, SWAP_RECORD, evaluation_refusal
 from .class_index import ClassIndex, resolve_cache_option
 from .collate import PackedPair
 from .rng import ProcessRNG
@@ -96,6 +97,7 @@ class IntraClassPairDatasetBase:
 
     @property
     def metainfo(self) -> dict:
+        _refuse_evaluation_loop(sys._getframe(1))
         return copy.deepcopy(self._metainfo)
 
     @property
@@ -160,6 +162,12 @@ class IntraClassPairDatasetBase:
                              'nothing can be paired; check the annotations and label settings')
         self.images_of_class = {c: np.asarray(v) for c, v in holders.items()}
         self.image_ids = self._image_ids()
+        if len(np.unique(self.image_ids)) < 2:
+            copies = (f' ({len(self.image_ids)} items, all copies of it through '
+                      f'{_wrappers(self.dataset)})' if len(self.image_ids) > 1 else '')
+            raise ValueError(f'IntraClassPairDataset: {name} holds one distinct image{copies}: '
+                             'a pair needs two images (a copy of the same image teaches '
+                             'nothing); give the dataset at least two images')
         self._copies = len(np.unique(self.image_ids)) < len(self.image_ids)
         self._pairable = {c: len(np.unique(self.image_ids[v])) > 1
                           for c, v in self.images_of_class.items()}
@@ -202,9 +210,7 @@ class IntraClassPairDatasetBase:
             return int(j if j != idx else holders[-1])  # uniform over the others
         if self._copies:
             others = np.flatnonzero(self.image_ids != self.image_ids[idx])
-            return int(others[rng.integers(len(others))]) if len(others) else idx
-        if len(self) == 1:
-            return idx
+            return int(others[rng.integers(len(others))])
         j = int(rng.integers(len(self) - 1))
         return j if j < idx else j + 1
 
@@ -222,8 +228,8 @@ class IntraClassPairDatasetBase:
     def swapped_pair(self, idx: int, rng: np.random.Generator) -> Optional[Tuple[dict, dict]]:
         """Anchor ``idx`` and a partner through the inner pipeline and the swap, not yet packed
         (their ``ipsd`` record holds the swapped cells); None when a pipeline dropped one."""
-        anchor = self.dataset[idx]
-        partner = self.dataset[self.partner_of(idx, rng)]
+        anchor = self._load('anchor', idx)
+        partner = self._load('partner', self.partner_of(idx, rng))
         if anchor is None or partner is None:
             return None
         if 'data_samples' in anchor:
@@ -233,6 +239,20 @@ class IntraClassPairDatasetBase:
         anchor = self.swap(anchor)
         anchor.pop('mix_results')
         return anchor, partner
+
+    def _load(self, member: str, idx: int) -> Optional[dict]:
+        """Item ``idx`` of the inner dataset through its pipeline; a failure names the member,
+        the index and the file (a corrupt or empty image file ends in an OpenCV assertion that
+        names none of them)."""
+        try:
+            return self.dataset[idx]
+        except Exception as e:
+            info = self.dataset.get_data_info(idx)
+            files = ', '.join(f'{k}={info[k]}' for k in ('img_path', 'seg_map_path')
+                              if info.get(k)) or 'no file named in its data info'
+            raise RuntimeError(f'IntraClassPairDataset: loading the {member} (index {idx}: '
+                               f'{files}) failed: {type(e).__name__}: {e}. Check or remove '
+                               'that file') from e
 
     def _prepare_pair(self, idx: int, rng: np.random.Generator) -> Optional[List[dict]]:
         pair = self.swapped_pair(idx, rng)
@@ -259,6 +279,27 @@ class IntraClassPairDatasetBase:
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(dataset={type(self.dataset).__name__}, '
                 f'len={len(self.dataset)}, swap={self.swap!r})')
+
+
+def _refuse_evaluation_loop(caller) -> None:
+    """MMEngine's ``ValLoop`` and ``TestLoop`` read their dataset's ``metainfo`` as they are
+    built, to give it to the evaluator: a pair dataset read there would be scored as swapped,
+    randomly paired images (each twice), with IPSDHook or without. ``caller`` is the frame
+    that reads ``metainfo``."""
+    from mmengine.runner import TestLoop, ValLoop
+    loop = caller.f_locals.get('self')
+    if isinstance(loop, (ValLoop, TestLoop)):
+        raise ValueError(evaluation_refusal(
+            'IntraClassPairDataset', 'val' if isinstance(loop, ValLoop) else 'test'))
+
+
+def _wrappers(dataset) -> str:
+    """The dataset wrappers around the leaves, outermost first (``RepeatDataset``, ...)."""
+    names = []
+    while hasattr(dataset, 'dataset') or hasattr(dataset, 'datasets'):
+        names.append(type(dataset).__name__)
+        dataset = getattr(dataset, 'dataset', None) or dataset.datasets[0]
+    return ' > '.join(names) or 'the dataset itself'
 
 
 def _leaf_datasets(dataset) -> list:

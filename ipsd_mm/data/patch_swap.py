@@ -35,6 +35,12 @@ def take_partner(results: dict, keys: Sequence[str], optional: Sequence[str] = (
                            'must hold the same annotations (the same loading pipeline, and '
                            f"'{key}' for every image of the dataset)")
     img_a, img_b = results['img'], partner['img']
+    for member, img, res in (('anchor', img_a, results), ('partner', img_b, partner)):
+        if img.ndim < 2 or img.shape[0] == 0 or img.shape[1] == 0:
+            raise ValueError(f"IntraClassPatchSwap: the {member}'s image "
+                             f"{res.get('img_path', '(no img_path)')} is empty (shape "
+                             f'{tuple(img.shape)}): check that file, or drop it from the '
+                             'dataset (a crop or resize before the swap may have emptied it)')
     if img_a.shape[2:] != img_b.shape[2:] or img_a.dtype != img_b.dtype:
         raise ValueError(f"the anchor's and the partner's 'img' differ in channels or dtype "
                          f'({img_a.shape}, {img_a.dtype} vs {img_b.shape}, {img_b.dtype}): load '

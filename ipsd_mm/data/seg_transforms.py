@@ -60,9 +60,9 @@ class SegIntraClassPatchSwap(PatchSwapBase):
         return self._random_partner(dataset)
 
     def transform(self, results: dict) -> dict:
-        self._warn_if_one_cell(results['img'].shape[:2])
         fields = ['gt_seg_map'] + [k for k in results.get('seg_fields', []) if k != 'gt_seg_map']
         partner = take_partner(results, ['img', *fields])
+        self._warn_if_one_cell(results['img'].shape[:2])
         maps_a = [writeable(results, k) for k in fields]
         maps_b = [writeable(partner, k) for k in fields]
         for key, a, b in zip(fields, maps_a, maps_b):

@@ -63,6 +63,12 @@ class Adapter:
     def recording(self):
         return self.recorder.recording()
 
+    def sources(self) -> str:
+        """Where the recorded logits come from: the recorded modules' names in the model."""
+        names = {module: name for name, module in self.model.named_modules()}
+        return ', '.join(names.get(m, type(m).__name__) or type(m).__name__
+                         for m in self.modules().values())
+
     def terms(self, data_samples: Sequence) -> BatchTerms:
         raise NotImplementedError
 
@@ -121,8 +127,14 @@ def refuse_pixel_options(mode: str, use_aux: bool, family: str) -> None:
                          f'{family} have none: use use_aux=False')
 
 
-def check_classes(largest: Union[int, Tensor], num_logits: int, what: str, fix: str) -> None:
-    """The pair metadata names no class beyond the logits, else a clear error."""
+def check_classes(largest: Union[int, Tensor], num_logits: int, what: str, fix: str,
+                  smallest: Union[int, Tensor] = 0) -> None:
+    """The pair metadata names no class beyond the logits and none below 0, else a clear
+    error."""
+    if int(smallest) < 0:
+        raise ValueError(f'IPSDHook: a paired instance has the negative label {int(smallest)}; '
+                         'labels must be class ids 0..num_classes-1: fix or filter these '
+                         'annotations (mark an instance to leave out with gt_ignore_flags)')
     if int(largest) >= num_logits:
         raise ValueError(f'IPSDHook: the pair metadata names class {int(largest)} but '
                          f'{what} has {num_logits} class logits; {fix}')

@@ -83,15 +83,16 @@ class InstanceAdapter(Adapter):
              [row[(b, j)] for _, _, b, j in matches]], device)
         boxes, classes = all_boxes[picked], all_labels[labelled]
         num = self.cls_head().num_classes
-        # Both checks in one read from the device.
-        finite, largest = torch.stack([torch.isfinite(boxes).all().long(),
-                                       classes.max().long()]).tolist()
+        # All checks in one read from the device.
+        finite, largest, smallest = torch.stack([torch.isfinite(boxes).all().long(),
+                                                 classes.max().long(),
+                                                 classes.min().long()]).tolist()
         if not finite:
             bad = int(samples[~torch.isfinite(boxes).all(1)][0])
             raise ValueError(f'IPSDHook: data sample {bad} holds non-finite gt boxes (NaN or '
                              'inf); fix or filter these annotations')
         check_classes(largest, num, type(self.cls_head()).__name__,
-                      "the dataset's classes must match the head's num_classes")
+                      "the dataset's classes must match the head's num_classes", smallest)
         indices = torch.as_tensor([i for _, i in keys], device=device)
         logits, found = self.instance_logits(boxes, samples, indices)
         valid = None if found is None else found[rows_a] & found[rows_b]

@@ -1,5 +1,6 @@
 """``IPSDHook``: adds the intra-class distillation term to a model's training loss."""
 import inspect
+import math
 from functools import partial
 from typing import Any, Callable, Optional
 
@@ -9,6 +10,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch import nn
 
+from ..pair_meta import evaluation_refusal
 from ..validate import to_bool, to_choice, to_int, to_number
 from .adapter import Adapter, build_adapter
 from .loss import PairedDistillLoss
@@ -60,6 +62,7 @@ class IPSDHook(Hook):
         self.adapter: Optional[Adapter] = None
         self._model: Optional[nn.Module] = None
         self._iter = 0
+        self._warned_not_finite = False
 
     def weight(self) -> float:
         """``loss_weight``, ramped up over ``warmup_iters``."""
@@ -117,6 +120,28 @@ class IPSDHook(Hook):
                             "train dataloader's collate_fn=dict(type='pair_collate')")
         check_pair_metadata(data_batch['data_samples'])
 
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """Says once when the term is not finite (inf or NaN logits, a diverged model), rather
+        than passing NaN on silently. Reads the values mmengine's RuntimeInfoHook already
+        took to the host, so a finite step waits for nothing."""
+        if self._warned_not_finite or not outputs:
+            return
+        hub = runner.message_hub
+        values = {key: hub.get_scalar(f'train/{key}').current() for key in outputs
+                  if key.startswith('loss_ipsd') and f'train/{key}' in hub.log_scalars}
+        bad = {key: value for key, value in values.items() if not math.isfinite(value)}
+        if bad:
+            task = {key: hub.get_scalar(f'train/{key}').current() for key in outputs
+                    if key == 'loss' and 'train/loss' in hub.log_scalars}
+            runner.logger.warning(
+                f'IPSDHook: {", ".join(f"{k}={v}" for k, v in bad.items())} at iteration '
+                f'{runner.iter + 1}: the logits it distils, recorded from '
+                f'{self.adapter.sources()} ({type(self.adapter).__name__}), are not finite '
+                f'(inf or NaN){"; the total loss is " + str(task["loss"]) if task else ""}. '
+                'The model has diverged or its input holds inf/NaN: lower the learning rate, '
+                'clip gradients (optim_wrapper.clip_grad) or check the data. Said once.')
+            self._warned_not_finite = True
+
     def after_run(self, runner) -> None:
         if self.adapter is not None:
             self.adapter.remove()
@@ -126,17 +151,15 @@ class IPSDHook(Hook):
 
 def _refuse_pair_evaluation(runner) -> None:
     """A val or test loop on IntraClassPairDataset would score swapped, randomly paired images
-    (and each twice): refused, naming the loop."""
+    (and each twice): refused, naming the loop, before the run (the test loop too, which the
+    Runner builds only when it tests; the pair dataset refuses the loops that read it)."""
     for loop in ('val', 'test'):
         loader = getattr(runner, f'_{loop}_dataloader', None)  # a config or a DataLoader
         dataset = loader.get('dataset') if isinstance(loader, dict) else getattr(
             loader, 'dataset', None)
         name = dataset.get('type', '') if isinstance(dataset, dict) else type(dataset).__name__
         if 'IntraClassPairDataset' in str(name):
-            raise ValueError(f'IPSDHook: the {loop} loop reads IntraClassPairDataset, which '
-                             f'swaps and pairs images: evaluate on the plain dataset (set '
-                             f'{loop}_dataloader.dataset to the dataset the pair wrapper wraps, '
-                             'without pair_collate)')
+            raise ValueError(evaluation_refusal('IPSDHook', loop))
 
 
 def _train_classes(runner) -> Optional[int]:
