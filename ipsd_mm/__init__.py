@@ -34,9 +34,15 @@ def _sides() -> tuple:
         try:
             importlib.import_module(library)
         except Exception as e:  # noqa: BLE001  (whatever the library raises, the side is off)
+            note = ''
+            if library == 'mmdet' and importlib.util.find_spec('mmseg') is not None:
+                note = (' Note: MMSegmentation\'s own models import mmdet too (its '
+                        'Mask2FormerHead; only a missing mmdet is tolerated there), so mmseg '
+                        'models fail to build the same way until mmdet imports or is '
+                        'uninstalled (pip uninstall mmdet).')
             warnings.warn(f'ipsd_mm: the {library} side (ipsd_mm.{side}) was skipped: {library} '
                           f'is installed but does not import ({type(e).__name__}: {e}). The '
-                          f'other side works; fix {library} to use ipsd_mm.{side}.',
+                          f'other side is imported; fix {library} to use ipsd_mm.{side}.{note}',
                           RuntimeWarning, stacklevel=3)
             continue
         importlib.import_module(f'{__name__}.{side}')

@@ -40,10 +40,11 @@ RECIPES = {
 class FrozenTeacherDistill(SingleTeacherDistill):
     """``SingleTeacherDistill`` for a controlled comparison with training without a teacher.
 
-    - The student is built first and everything else (distiller, connectors, teacher) from a
-      forked random stream, so the Runner's ``init_weights`` gives the student the same initial
-      weights as the student config alone with the same seed. (``SingleTeacherDistill`` builds
-      the teacher between the student and its initialisation, which moves the student's start.)
+    - The student is built and initialised first, everything else (distiller, connectors,
+      teacher) from a forked random stream, so the student starts from the weights the student
+      config alone gives with the same seed, and training from the same random state (its
+      dropout masks). (``SingleTeacherDistill`` builds the teacher between the student and its
+      initialisation, which moves the student's start.)
     - A teacher that is not trainable is kept wholly in eval mode, dropout included (MMRazor
       sets only its BatchNorm layers to eval): its outputs are the model's, not a noisy draw,
       and its forward takes nothing from the random stream of the student's dropout.
@@ -55,6 +56,15 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             architecture = MODELS.build(architecture)
         with torch.random.fork_rng(devices=[]):
             super().__init__(architecture=architecture, **kwargs)
+
+    def init_weights(self) -> None:
+        """The student first, drawing what it draws without a teacher; the rest (a teacher
+        without a checkpoint, connectors) from a forked stream, so that training starts from
+        the random state it would have without a teacher (the student's dropout masks)."""
+        if not self.architecture.is_init:
+            self.architecture.init_weights()
+        with torch.random.fork_rng(devices=[]):
+            super().init_weights()
 
     def train(self, mode: bool = True) -> 'FrozenTeacherDistill':
         super().train(mode)
@@ -150,6 +160,18 @@ def distill_model(student: dict, teacher: dict, teacher_ckpt: Optional[str], rec
         distiller=dict(type='ConfigurableDistiller', student_recorders=recorders,
                        teacher_recorders=copy.deepcopy(recorders), connectors=connectors or None,
                        distill_losses=losses, loss_forward_mappings=mappings))
+
+
+def distill_config(cfg, teacher: dict, teacher_ckpt: Optional[str], recipe: str,
+                   **options) -> None:
+    """Make the student config ``cfg`` (an mmengine ``Config``) its teacher-KD config in place:
+    the model wrapped by :func:`distill_model` (``options``: its ``loss_weight``, ``tau``,
+    ``levels``), ``ipsd_mm.kd`` imported. The teacher is built in the student's scope."""
+    cfg.model = distill_model(cfg.model.to_dict(), dict(teacher), teacher_ckpt, recipe,
+                              student_scope=cfg.get('default_scope', 'mmengine'), **options)
+    imports = cfg.get('custom_imports') or dict(imports=[])
+    names = list(imports.get('imports', []))
+    cfg.custom_imports = dict(imports, imports=names + ['ipsd_mm.kd'] * ('ipsd_mm.kd' not in names))
 
 
 def student_checkpoint(src: str, dst: str) -> dict:

@@ -281,18 +281,11 @@ def distil(cfg, spec: dict) -> None:
     through MMRazor with the run's recipe (``spec['kd_options']``)."""
     from mmengine.config import Config
 
-    from ipsd_mm.kd import distill_model
+    from ipsd_mm.kd import distill_config
     teacher = Config.fromfile(osp.join(CONFIGS, teacher_config(spec['model'],
                                                                spec['teacher_width']) + '.py'))
     teacher.model.backbone.init_cfg = None  # its trained weights are loaded whole
-    options = dict(spec['kd_options'])
-    cfg.model = distill_model(cfg.model.to_dict(), teacher.model.to_dict(),
-                              resolve(spec['teacher']), student_scope=cfg.default_scope,
-                              **options)
-    imports = cfg.get('custom_imports', dict(imports=[]))
-    cfg.custom_imports = dict(imports=list(imports['imports']) + ['ipsd_mm.kd'],
-                              allow_failed_imports=False)
-    cfg.find_unused_parameters = False
+    distill_config(cfg, teacher.model.to_dict(), resolve(spec['teacher']), **spec['kd_options'])
 
 
 def add_error_metrics(cfg) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import DATASETS, VISUALIZERS, init_default_scope
+from mmengine.structures import PixelData
 from mmengine.utils import import_modules_from_strings
 
 from ipsd_mm.progress import progress
@@ -39,9 +40,10 @@ def enlarge(image: np.ndarray, sample, factor: int):
     if factor == 1:
         return image, sample
     image = image.repeat(factor, 0).repeat(factor, 1)
-    if 'gt_sem_seg' in sample:
+    if 'gt_sem_seg' in sample:  # a new PixelData: its size is fixed once set
         seg = sample.gt_sem_seg.data
-        sample.gt_sem_seg.data = seg.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+        sample.gt_sem_seg = PixelData(
+            data=seg.repeat_interleave(factor, -2).repeat_interleave(factor, -1))
     if 'gt_instances' in sample:
         instances = sample.gt_instances
         instances.bboxes = instances.bboxes * factor

@@ -12,13 +12,15 @@ point per model, from benchmarks/accuracy_study.jsonl) and pictures of intra-cla
 import argparse
 import os
 import os.path as osp
+import subprocess
+import sys
 
-from mmengine.config import Config
 from mmengine.logging import print_log
 
 import accuracy_study as study
-from browse_pairs import browse
-from ipsd_mm.testing.digit_configs import ensure_data, point_to
+from ipsd_mm.testing.digit_configs import ensure_data
+
+TOOLS = osp.dirname(osp.abspath(__file__))
 
 ITERS = dict(deeplabv3=3000, retinanet=2000)  # the demo's schedules (the study's: 4000, 6000)
 
@@ -67,11 +69,27 @@ def main():
     print(study.table(rows))
     print(study_figure(args.data))
     for model, config in (('deeplabv3', 'seg'), ('retinanet', 'det')):
-        cfg = Config.fromfile(osp.join(study.CONFIGS, study.MODELS[model][0] + '_ipsd.py'))
-        point_to(cfg._cfg_dict, first.data_root)
         out = osp.join(args.work_dir, 'pairs', config)
-        browse(cfg, out, args.num_pairs, args.seed)
+        draw_pairs(study.MODELS[model][0] + '_ipsd.py', first.data_root, out, args, first)
         print(f'pairs ({config}): {out}')
+
+
+def draw_pairs(config: str, data_root: str, out: str, args, first) -> None:
+    """tools/browse_pairs.py on the study's IPSD config, in a process of its own whose output
+    (the datasets' loading lines, MMEngine's scope and deprecation warnings) goes to the logs."""
+    os.makedirs(out, exist_ok=True)
+    log = osp.join(first.work_dir, 'logs', f'pairs_{osp.basename(out)}.log')
+    script = (f'import sys; sys.path.insert(0, {TOOLS!r})\n'
+              'from mmengine.config import Config\n'
+              'from browse_pairs import browse\n'
+              'from ipsd_mm.testing.digit_configs import point_to\n'
+              f'cfg = Config.fromfile({osp.join(study.CONFIGS, config)!r})\n'
+              f'point_to(cfg._cfg_dict, {data_root!r})\n'
+              f'browse(cfg, {out!r}, {args.num_pairs}, {args.seed})\n')
+    with open(log, 'w') as f:
+        if subprocess.run([sys.executable, '-c', script], stdout=f, stderr=subprocess.STDOUT,
+                          cwd=TOOLS).returncode:
+            raise RuntimeError(f'drawing the pairs of {config} failed; its log: {log}')
 
 
 def study_figure(data: str) -> str:

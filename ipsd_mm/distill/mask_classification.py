@@ -6,8 +6,6 @@ queries matched to that class on the last decoder layer, read from the loss's ow
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-from mmseg.models.decode_heads import Mask2FormerHead
-from mmseg.models.segmentors import EncoderDecoder
 from torch import Tensor, nn
 
 from ..pair_meta import CLASSES
@@ -38,6 +36,7 @@ class MaskClassificationAdapter(Adapter):
 
     @classmethod
     def accepts(cls, model: nn.Module) -> bool:
+        from mmseg.models import EncoderDecoder, Mask2FormerHead  # imports mmdet: see _mmseg
         return isinstance(model, EncoderDecoder) and isinstance(model.decode_head,
                                                                 Mask2FormerHead)
 

@@ -4,8 +4,6 @@ from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.segmentors import EncoderDecoder
 from torch import Tensor, nn
 
 from ..pair_meta import CLASSES
@@ -51,7 +49,7 @@ class SegmentorAdapter(Adapter):
             for k, head in enumerate(aux if isinstance(aux, nn.ModuleList) else [aux]):
                 self.heads[f'aux{k}'] = head
         for name, head in self.heads.items():
-            if not (isinstance(head, BaseDecodeHead)
+            if not (isinstance(head, _mmseg()[0])
                     and isinstance(getattr(head, 'conv_seg', None), nn.Conv2d)):
                 raise TypeError(f'IPSDHook: the {name} head {type(head).__name__} does not '
                                 'classify pixels with a conv_seg layer (e.g. PointRend, '
@@ -62,8 +60,9 @@ class SegmentorAdapter(Adapter):
     def accepts(cls, model: nn.Module) -> bool:
         # Mask classification heads (Mask2Former) are not decode heads of pixel logits: they
         # have their own adapter (mask_classification.py).
-        return isinstance(model, EncoderDecoder) and isinstance(_last(model.decode_head),
-                                                                BaseDecodeHead)
+        decode_head, encoder_decoder = _mmseg()
+        return isinstance(model, encoder_decoder) and isinstance(_last(model.decode_head),
+                                                                 decode_head)
 
     @classmethod
     def build(cls, model: nn.Module, loss: PairedDistillLoss, mode: str, use_aux: bool,
@@ -102,7 +101,7 @@ class SegmentorAdapter(Adapter):
         return BatchTerms(losses, stats)
 
     @staticmethod
-    def normaliser(head: BaseDecodeHead, labels: Tensor) -> Tuple[Tensor, float]:
+    def normaliser(head: nn.Module, labels: Tensor) -> Tuple[Tensor, float]:
         """(cells the head's first loss averages over, that loss's weight) at ``labels'``
         resolution; the count a tensor, so nothing waits for the device."""
         loss = head.loss_decode[0] if isinstance(head.loss_decode, nn.ModuleList) \
@@ -154,3 +153,12 @@ class SegmentorAdapter(Adapter):
         else:
             result = self.loss.pair_sum(za, zb, cls, weights=cnt, valid=present)
         return HeadSum(result.total, result.count, regions, empty, result.gated)
+
+
+def _mmseg() -> tuple:
+    """mmseg's ``BaseDecodeHead`` and ``EncoderDecoder``, imported when a model is checked,
+    not on ``import ipsd_mm.seg``: ``mmseg.models`` imports MMDetection (for its
+    Mask2FormerHead), which a segmentation user may not have, or have broken."""
+    from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+    from mmseg.models.segmentors import EncoderDecoder
+    return BaseDecodeHead, EncoderDecoder
