@@ -51,6 +51,10 @@ def load(config: str, standins: dict, digit_scenes: str, work_dir: str) -> Confi
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
+    if config.startswith('kd/'):  # no teacher or student weights downloaded
+        cfg.model.teacher_ckpt = None
+        for member in ('architecture', 'teacher'):
+            cfg.model[member].pretrained = False
     cfg.work_dir = work_dir
     return cfg
 
@@ -84,6 +88,9 @@ def test_config_builds_model_and_dataloaders(config, standins, digit_scenes, tmp
     init_default_scope(cfg.default_scope)
     model = MODELS.build(cfg.model)
     assert model is not None
+    if config.startswith('kd/'):  # teacher KD: the fair wrapper around MMRazor's recipe
+        assert type(model).__name__ == 'FrozenTeacherDistill'
+        assert model.distiller.distill_losses and not model.teacher_trainable
     for loader in ('train_dataloader', 'val_dataloader'):
         dataloader = Runner.build_dataloader(cfg[loader], seed=0)
         batch = next(iter(dataloader))

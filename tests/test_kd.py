@@ -112,10 +112,13 @@ def test_kd_student_starts_and_trains_as_the_baseline_at_weight_zero(student, re
 def test_kd_trains_with_a_live_term_and_a_frozen_teacher(digit_scenes, tmp_path):
     cfg = kd_cfg(SEG, digit_scenes, str(tmp_path / 'kd'), 'kl', 1.0, tau=4.0)
     runner = Runner.from_cfg(cfg)
-    teacher_before = {k: v.clone() for k, v in runner.model.teacher.state_dict().items()}
-    modes = []
-    runner.model.teacher.register_forward_pre_hook(
-        lambda module, args: modes.append(any(m.training for m in module.modules())))
+    teacher_before, modes = {}, []
+
+    def seen(module, args):  # at each teacher forward; its weights as first used
+        modes.append(any(m.training for m in module.modules()))
+        if not teacher_before:
+            teacher_before.update({k: v.clone() for k, v in module.state_dict().items()})
+    runner.model.teacher.register_forward_pre_hook(seen)
     runner.train()
     term = runner.message_hub.get_scalar('train/distill.loss_kl').current()
     assert math.isfinite(term) and term > 0

@@ -430,3 +430,33 @@ def test_accuracy_study_keys_runs_by_data_and_footing_with_repository_paths():
     assert study.build_config(ipsd)[0].train_dataloader.batch_size == 8
     images_ipsd = study.plan(study.parse_args(argv), [], here)[1]
     assert study.build_config(images_ipsd)[0].train_dataloader.batch_size == 4
+
+
+def test_accuracy_study_trains_the_teacher_once_then_the_kd_student(tmp_path):
+    """--variants kd: the teacher first (its own row, its weights kept), the baseline and the
+    kd student paired with it; weights that went missing are made again without a second
+    record."""
+    results = tmp_path / 'results.jsonl'
+    work = tmp_path / 'work'
+    command = [PY, osp.join(ROOT, 'tools/accuracy_study.py'), '--quick', '--models', 'deeplabv3',
+               '--variants', 'kd', '--tag', '_kl', '--kd-options', 'recipe=kl', 'loss_weight=0.5',
+               '--data-root', str(tmp_path / 'data'), '--results', str(results),
+               '--work-dir', str(work), '--pretrained-dir', str(tmp_path / 'pretrained')]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = {r['variant']: r for r in map(json.loads, open(results))}
+    assert sorted(runs) == ['baseline', 'kd', 'teacher']
+    teacher, kd = runs['teacher'], runs['kd']
+    assert teacher['tag'] == '_w32' and teacher['checkpoint'].endswith('resnet18v1c-w32-quick.pth')
+    assert kd['kd_options'] == dict(recipe='kl', loss_weight=0.5, tau=1.0)
+    assert kd['teacher'] == teacher['teacher'] and osp.isfile(kd['teacher'])
+    assert '{"loss_weight": 0.5, "recipe": "kl", "tau": 1.0, "teacher": "w32"}' in proc.stdout
+    log = open(work / 'logs' / 'deeplabv3_pretrained_val_kd_kl_4it_s0.log').read()
+    assert 'distill.loss_kl' in log
+    os.remove(kd['teacher'])
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert osp.isfile(kd['teacher']) and len(open(results).readlines()) == 3
+    bad = subprocess.run(command[:-2] + ['--kd-options', 'recipe=fitnet'], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and 'recipe=fitnet: name cwd or kl' in bad.stderr

@@ -4,7 +4,10 @@ Models (``--models``): ``deeplabv3`` (segmentation, mIoU), ``retinanet`` (one-st
 KD) and ``faster-rcnn`` (two-stage, softmax KD), the study configs in ``configs/study/``.
 Variants (``--variants``): ``baseline``; ``ipsd`` (the IPSD config); ``noswap`` (IPSD with
 ``swap.prob=0``: pairs and distillation, no swap); ``noKD`` (IPSD with
-``hook.loss_weight=0``: pairs and swap, no distillation). Starts (``--starts``): ``scratch``,
+``hook.loss_weight=0``: pairs and swap, no distillation); ``teacher`` (the model at
+``--teacher-width`` base channels, trained once per data set and start, seed 0: its own row);
+``kd`` (the student distilled from that teacher through MMRazor, ``ipsd_mm.kd``, with the
+recipe of ``--kd-options``: the positive control). Starts (``--starts``): ``scratch``,
 or ``pretrained`` (the backbone pretrained once on glyph and texture crops disjoint from the
 scenes, ``tools/pretrain_backbone.py``; made on first use). Splits (``--split``): ``val`` (1,000
 scenes: search here) or ``test`` (1,000 scenes from another random stream, for the one final
@@ -37,7 +40,6 @@ import json
 import logging
 import os
 import os.path as osp
-import platform
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +48,9 @@ import numpy as np
 from mmengine.config import DictAction
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+
+from ipsd_mm.comparison import (append_record, diff_cell, load_records, machine, machine_id,
+                                new_table, spread_cell, t_interval)
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(TOOLS)
@@ -93,7 +98,9 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split('\n\n', 1)[1])
     parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=sorted(MODELS))
-    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=['baseline', *IPSD_SIDE],
+                        help='default: baseline ' + ' '.join(IPSD_SIDE) + '; teacher and kd '
+                        'train the teacher first')
     parser.add_argument('--starts', nargs='+', choices=STARTS, default=['pretrained'],
                         help='scratch, or the pretrained backbone (default: pretrained)')
     parser.add_argument('--split', choices=SPLITS, default='val',
@@ -164,23 +171,6 @@ def parse_args(argv=None):
             parser.error(f'{model}: {iters} iterations are not a multiple of --val-interval '
                          f'{args.val_interval}: the last evaluation must be the final model')
     return args
-
-
-def machine() -> dict:
-    """What a result's numbers depend on besides the seed: the CPU model and the torch build
-    (its kernels), with one thread per run."""
-    import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return dict(cpu=cpu, torch=torch.__version__, threads=1)
-
-
-def machine_id(m: dict) -> str:
-    return f"{m['cpu']} | torch {m['torch']} | {m['threads']} thread(s)"
 
 
 CHECKPOINT = 'study_last.pth'  # a run's state at its last evaluation, in its work_dir
@@ -400,13 +390,6 @@ def key_of(r: dict, with_machine: bool = True) -> tuple:
     return key + ((machine_id(r['machine']), ) if with_machine else ())
 
 
-def load_results(path: str) -> list:
-    if not osp.isfile(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def ensure_checkpoints(args, models, width: int = 16) -> dict:
     """The pretrained backbone of each model at ``width`` base channels (16: the student's),
     trained once (minutes) where missing."""
@@ -498,7 +481,7 @@ def done_elsewhere(specs: list, done: list) -> str:
 
 def main(args) -> None:
     from ipsd_mm.testing.digit_configs import ensure_data
-    done = load_results(args.results)
+    done = load_records(args.results)
     if not args.table:
         here = machine()
         log_dir = osp.join(args.work_dir, 'logs')
@@ -529,8 +512,7 @@ def run_specs(specs: list, jobs: int, log_dir: str, results: str, done: list) ->
     with ThreadPoolExecutor(jobs) as pool:
         for result in pool.map(lambda s: launch(s, log_dir), specs):
             if key_of(result) not in {key_of(r) for r in done}:  # not a teacher's weights remade
-                with open(results, 'a') as out:  # appended as each run finishes
-                    out.write(json.dumps(result) + '\n')
+                append_record(results, result)  # as each run finishes
                 done.append(result)
             os.remove(osp.join(resolve(result['work_dir']), CHECKPOINT))  # recorded
             print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
@@ -556,20 +538,10 @@ def best_points(results: list, data: str, split: str = 'val') -> list:
     return [best[m] for m in sorted(best)]
 
 
-def t_interval(diffs: np.ndarray) -> tuple:
-    """Mean and 95% Student-t interval of paired differences (None without two of them)."""
-    if len(diffs) < 2:
-        return float(diffs.mean()), None
-    from scipy import stats
-    half = stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs))
-    return float(diffs.mean()), (float(diffs.mean() - half), float(diffs.mean() + half))
-
-
 def table(results: list, markdown: bool = False) -> str:
     """One row per (model, start, split, variant and options, iterations, machine): the final
     metric per seed, mean ± std, the paired difference to the baseline (same seed, start, split,
     machine) with its 95% CI, the mean learning curve and s/iter."""
-    from prettytable import PrettyTable
     groups, baselines = {}, {}
     for r in results:
         group = (r['model'], r.get('data', 'printed'), r['num_train'], r['start'], r['split'],
@@ -578,14 +550,9 @@ def table(results: list, markdown: bool = False) -> str:
         groups.setdefault(group, []).append(r)
         if r['variant'] == 'baseline':
             baselines[pair_key(r)] = r['final']
-    t = PrettyTable(['model', 'data', 'train', 'start', 'split', 'footing', 'variant', 'options',
-                     'iters', 'seeds',
-                     'final per seed', 'mean ± std', 'paired diff [95% CI]',
-                     'curve (mean at iteration)', 's/iter', 'machine'])
-    t.align = 'l'
-    if markdown:
-        import prettytable  # TableStyle from 3.12 on; MARKDOWN before
-        t.set_style(getattr(prettytable, 'TableStyle', prettytable).MARKDOWN)
+    t = new_table(['model', 'data', 'train', 'start', 'split', 'footing', 'variant', 'options',
+                   'iters', 'seeds', 'final per seed', 'mean ± std', 'paired diff [95% CI]',
+                   'curve (mean at iteration)', 's/iter', 'machine'], markdown)
     machines = {}
     for (model, data, num_train, start, split, footing, variant, tag, options, iters,
          _), runs in sorted(groups.items()):
@@ -594,21 +561,16 @@ def table(results: list, markdown: bool = False) -> str:
         diff = ''
         if variant != 'baseline':
             pairs = [(r['final'], baselines.get(pair_key(r))) for r in runs]
-            diffs = np.array([v - b for v, b in pairs if b is not None])
-            if len(diffs):
-                mean, ci = t_interval(diffs)
-                diff = f'{mean:+.2f}' + (f' [{ci[0]:+.2f}, {ci[1]:+.2f}]' if ci else '')
-                diff += f' (n={len(diffs)})'
+            diff = diff_cell([v - b for v, b in pairs if b is not None])
         iters_at = [it for it, _ in runs[0]['curve']]
         curve = np.mean([[v for _, v in r['curve']] for r in runs
                          if len(r['curve']) == len(iters_at)], axis=0)
         ids = sorted({machines.setdefault(machine_id(r['machine']), f'M{len(machines) + 1}')
                       for r in runs})
-        std = f' ± {finals.std(ddof=1):.2f}' if len(finals) > 1 else ''
         t.add_row([model, data, num_train, start, split, footing, variant + tag,
                    options if options != '{}' else '',
                    iters, ' '.join(str(r['seed']) for r in runs),
-                   ' '.join(f'{v:.2f}' for v in finals), f'{finals.mean():.2f}{std}', diff,
+                   ' '.join(f'{v:.2f}' for v in finals), spread_cell(finals), diff,
                    ' '.join(f'{v:.1f}@{it}' for it, v in zip(iters_at, curve)),
                    f"{np.mean([r['sec_per_iter'] for r in runs]):.3f}", ' '.join(ids)])
     legend = '\n'.join(f'{short}: {full}' for full, short in machines.items())
@@ -635,20 +597,16 @@ def error_table(results: list, markdown: bool = False) -> str:
     a segmentor the share of wrong pixels that are digit read as another digit, digit missed
     (read as background) and background read as a digit, and the class accuracy of the digit
     pixels found; for a detector mAP beside class-agnostic mAP."""
-    from prettytable import PrettyTable
     groups = {}
     for r in results:
         if r.get('errors'):
             group = (r['model'], r.get('data', 'printed'), r['num_train'], r['start'],
                      r['split'], r.get('footing', 'images'), r['variant'] + r['tag'], r['iters'])
             groups.setdefault(group, []).append(r)
-    t = PrettyTable(['model', 'data', 'train', 'start', 'split', 'footing', 'variant', 'iters',
-                     'seeds', 'metric', 'digit-digit % of errors', 'digit-bg %', 'bg-digit %',
-                     'class acc. of found digits', 'class-agnostic mAP', 'gap (confusion)'])
-    t.align = 'l'
-    if markdown:
-        import prettytable
-        t.set_style(getattr(prettytable, 'TableStyle', prettytable).MARKDOWN)
+    t = new_table(['model', 'data', 'train', 'start', 'split', 'footing', 'variant', 'iters',
+                   'seeds', 'metric', 'digit-digit % of errors', 'digit-bg %', 'bg-digit %',
+                   'class acc. of found digits', 'class-agnostic mAP', 'gap (confusion)'],
+                  markdown)
 
     def mean(runs, key):
         values = [r['errors'][key] for r in runs if key in r['errors']]

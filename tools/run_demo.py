@@ -58,7 +58,7 @@ def main():
     first = per_model[0]
     ensure_data(first.data_root, num_train=first.num_train, num_val=first.num_val,
                 num_test=first.num_test, glyphs=args.data, **study.SCENES)
-    done = study.load_results(first.results)
+    done = study.load_records(first.results)
     here = study.machine()
     specs = [spec for a in per_model for spec in study.plan(a, done, here)]
     print_log(f'demo: {len(specs)} runs ({args.data} DigitScenes, pretrained backbones; logs '
@@ -94,7 +94,7 @@ def draw_pairs(config: str, data_root: str, out: str, args, first) -> None:
 
 def study_figure(data: str) -> str:
     """What the accuracy study measured on the same kind of data, from its results file."""
-    points = study.best_points(study.load_results(study.RESULTS), data)
+    points = study.best_points(study.load_records(study.RESULTS), data)
     lines = [f'The accuracy study on {data} DigitScenes (val, full schedules, its best IPSD '
              'point per model, paired difference to the baseline of the same seed):']
     for model, point, mean, ci, n in points:

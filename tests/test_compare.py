@@ -1,0 +1,121 @@
+"""tools/compare.py on any config, and the engine it shares with the accuracy study
+(ipsd_mm.comparison)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ipsd_mm.comparison import compare_table, diff_cell, read_curve, t_interval
+from runner_utils import tiny_cfg
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+COMPARE = osp.join(ROOT, 'tools', 'compare.py')
+
+
+def compare(*args) -> str:
+    proc = subprocess.run([sys.executable, COMPARE, *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return proc.stdout
+
+
+def table_of(output: str) -> str:
+    """The report's table (its lines of +, | and the header), without the paths."""
+    return '\n'.join(line for line in output.splitlines() if line[:1] in '+|')
+
+
+def test_compare_runs_resumes_nothing_and_collects_the_same_table(digit_scenes, tmp_path):
+    base = str(tmp_path / 'base.py')
+    tiny_cfg('study/deeplabv3_r18-d8-w16_digit-scenes.py', digit_scenes, str(tmp_path / 'x'),
+             iters=2).dump(base)
+    args = [f'baseline={base}', '--derive-ipsd', '--swap-options', 'patch_size=8',
+            '--hook-options', 'loss_weight=2', '--seeds', '0', '1']
+    out = compare(*args, '--work-dir', str(tmp_path / 'A'))
+    records = [json.loads(line) for line in open(tmp_path / 'A' / 'results.jsonl')]
+    assert sorted((r['variant'], r['seed']) for r in records) == [
+        ('baseline', 0), ('baseline', 1), ('ipsd', 0), ('ipsd', 1)]
+    assert all(r['curve'][-1][0] == 2 and 'mIoU' in r['final'] for r in records)
+    table = table_of(out)
+    assert 'paired diff to baseline [95% CI]' in table and '(n=2)' in table
+    ipsd_row = next(line for line in table.splitlines() if line.startswith('| ipsd'))
+    diffs = [r['final']['mIoU'] for r in records if r['variant'] == 'ipsd']
+    diffs = np.subtract(diffs, [r['final']['mIoU'] for r in records
+                                if r['variant'] == 'baseline'])
+    assert diff_cell(diffs) in ipsd_row
+    assert osp.getsize(tmp_path / 'A' / 'curves_mIoU.png') > 10000
+    derived = open(tmp_path / 'A' / 'configs' / 'ipsd.py').read()
+    assert "'patch_size': 8" in derived and "'loss_weight': 2" in derived
+    # a second call runs nothing and reports the same
+    again = compare(*args, '--work-dir', str(tmp_path / 'A'))
+    assert 'compare: 0 runs to do, 4 in' in again and table_of(again) == table
+    # a cluster: the printed commands, run as a scheduler would, then --collect
+    commands = compare(*args, '--work-dir', str(tmp_path / 'B'), '--print-commands')
+    commands = [c for c in commands.splitlines() if 'train.py' in c]
+    assert len(commands) == 4 and all('--cfg-options randomness.seed=' in c for c in commands)
+    for command in commands:
+        subprocess.run(command, shell=True, check=True, capture_output=True, cwd=ROOT)
+    collected = compare(*args, '--work-dir', str(tmp_path / 'B'), '--collect')
+    assert table_of(collected) == table
+
+
+def test_compare_names_bad_variants(tmp_path):
+    proc = subprocess.run([sys.executable, COMPARE, 'baseline', '--work-dir', str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and 'give each variant as NAME=CONFIG' in proc.stderr
+    config = tmp_path / 'a.py'
+    config.write_text('x = 1\n')
+    proc = subprocess.run([sys.executable, COMPARE, f'ipsd={config}', '--work-dir',
+                           str(tmp_path)], capture_output=True, text=True)
+    assert "no variant is named 'baseline'" in proc.stderr
+    proc = subprocess.run([sys.executable, COMPARE, f'baseline={config}', '--swap-options',
+                           'patch_size=8', '--work-dir', str(tmp_path)],
+                          capture_output=True, text=True)
+    assert 'add --derive-ipsd' in proc.stderr
+
+
+def test_paired_table_pairs_by_seed_and_machine():
+    here, there = dict(cpu='A', torch='2', threads=1), dict(cpu='B', torch='2', threads=1)
+
+    def run(variant, seed, value, where=here):
+        return dict(variant=variant, seed=seed, config=f'{variant}.py', machine=where,
+                    final={'coco/bbox_mAP': value}, curve=[[1, {'coco/bbox_mAP': value}]])
+    records = [run('baseline', 0, 0.50), run('baseline', 1, 0.52), run('kd', 0, 0.53),
+               run('kd', 1, 0.54), run('kd', 2, 0.60), run('kd', 0, 0.40, there)]
+    table = compare_table(records, 'coco/bbox_mAP')
+    assert 'coco/bbox_mAP (x100) per seed' in table  # fractions read in points
+    kd = next(line for line in table.splitlines() if line.startswith('| kd'))
+    mean, ci = t_interval(np.array([3.0, 2.0]))
+    assert f'{mean:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] (n=2)' in kd  # seed 2 and B: no pair
+    assert diff_cell([1.0]) == '+1.00 (n=1)' and diff_cell([]) == ''
+
+
+def test_read_curve_takes_the_later_value_of_a_resumed_step(tmp_path):
+    for stamp, lines in (('20260101_000000', [{'lr': 0.1, 'loss': 1.0, 'step': 1},
+                                              {'mIoU': 10.0, 'time': 1.0, 'step': 2}]),
+                         ('20260101_010000', [{'mIoU': 11.0, 'step': 2},
+                                              {'mIoU': 12.0, 'step': 4}])):
+        folder = tmp_path / stamp / 'vis_data'
+        folder.mkdir(parents=True)
+        (folder / 'scalars.json').write_text('\n'.join(json.dumps(x) for x in lines) + '\n')
+    assert read_curve(str(tmp_path)) == [(2, {'mIoU': 11.0}), (4, {'mIoU': 12.0})]
+
+
+def test_the_study_table_is_unchanged_by_the_move_to_the_engine(tmp_path):
+    """The first 127 records of the committed results, tabled by the study as it was before
+    its records, pairing, intervals and cells moved to ipsd_mm.comparison."""
+    results = tmp_path / 'results.jsonl'
+    with open(osp.join(ROOT, 'benchmarks', 'accuracy_study.jsonl')) as f:
+        results.write_text(''.join(f.readlines()[:127]))
+    tables = []
+    for markdown in ([], ['--markdown']):
+        proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'accuracy_study.py'),
+                               '--table', '--models', 'deeplabv3', 'faster-rcnn', 'retinanet',
+                               '--results', str(results), *markdown],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        tables.append(proc.stdout)
+    with open(osp.join(ROOT, 'tests', 'data', 'study_table_127.txt')) as f:
+        assert ''.join(tables) == f.read()
