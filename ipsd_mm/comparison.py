@@ -115,6 +115,24 @@ def run_key(record: dict) -> tuple:
             json.dumps(record.get('cfg_options', {}), sort_keys=True))
 
 
+def claim_run_dir(work_dir: str, config: str, seed: int, cfg_options: dict) -> None:
+    """Mark ``work_dir`` as the run of (config, seed, options), or refuse one that another run
+    started: a run resumes from its work dir's last checkpoint, which must be its own."""
+    marker = osp.join(work_dir, 'compare_run.json')
+    mine = dict(config=osp.abspath(config), seed=seed, cfg_options=cfg_options)
+    if osp.isfile(marker):
+        with open(marker) as f:
+            theirs = json.load(f)
+        if json.loads(json.dumps(mine)) != theirs:
+            raise ValueError(f'{work_dir} holds a run started with {theirs}, not {mine}: its '
+                             'checkpoints are not this run\'s; use another --work-dir (or '
+                             'delete that run dir)')
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    with open(marker, 'w') as f:
+        json.dump(mine, f)
+
+
 def train_command(config: str, work_dir: str, seed: int, cfg_options: dict, nproc: int = 1,
                   resume: bool = False, python: str = sys.executable,
                   port: Optional[int] = None) -> List[str]:

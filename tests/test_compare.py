@@ -59,6 +59,11 @@ def test_compare_runs_resumes_nothing_and_collects_the_same_table(digit_scenes, 
         subprocess.run(command, shell=True, check=True, capture_output=True, cwd=ROOT)
     collected = compare(*args, '--work-dir', str(tmp_path / 'B'), '--collect')
     assert table_of(collected) == table
+    # other options in the same work dir: refused, not resumed from the other run's checkpoint
+    proc = subprocess.run([sys.executable, COMPARE, *args, '--work-dir', str(tmp_path / 'A'),
+                           '--cfg-options', 'train_cfg.max_iters=4'], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and "its checkpoints are not this run's" in proc.stderr
 
 
 def test_compare_names_bad_variants(tmp_path):

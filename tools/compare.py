@@ -28,9 +28,9 @@ import warnings
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 
-from ipsd_mm.comparison import (append_record, compare_table, derive_ipsd, finished,
-                                load_records, machine, pick_metric, plot_curves, record_of,
-                                run_key, run_logged, run_name, train_command)
+from ipsd_mm.comparison import (append_record, claim_run_dir, compare_table, derive_ipsd,
+                                finished, load_records, machine, pick_metric, plot_curves,
+                                record_of, run_key, run_logged, run_name, train_command)
 
 
 def parse_args(argv=None):
@@ -108,6 +108,8 @@ def main(args) -> None:
             if run_key(dict(variant=run[0], config=run[1], seed=run[2],
                             cfg_options=args.cfg_options)) not in done]
     where = machine(threads=None)
+    for variant, config, seed, work_dir in runs:  # before anything runs: each dir is its run's
+        claim_run_dir(work_dir, config, seed, args.cfg_options)
     if args.print_commands:
         for variant, config, seed, work_dir in runs:
             command = train_command(config, work_dir, seed, args.cfg_options, args.nproc,
