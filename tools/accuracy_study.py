@@ -42,7 +42,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 from mmengine.config import DictAction
@@ -495,10 +495,7 @@ def main(args) -> None:
         elsewhere = done_elsewhere(specs, done)
         if elsewhere:
             print_log(elsewhere, logger='current', level=logging.WARNING)
-        teachers = [s for s in specs if s['variant'] == 'teacher']  # the kd runs need them
-        run_specs(teachers, args.jobs, log_dir, args.results, done)
-        run_specs([s for s in specs if s['variant'] != 'teacher'], args.jobs, log_dir,
-                  args.results, done)
+        run_specs(specs, args.jobs, log_dir, args.results, done)
     rows = [r for r in done if r['model'] in args.models and r.get('data', 'printed') ==
             args.data and (args.table or r['split'] == args.split)]
     print(table(rows, args.markdown))
@@ -508,15 +505,31 @@ def main(args) -> None:
 def run_specs(specs: list, jobs: int, log_dir: str, results: str, done: list) -> None:
     """Run ``specs``, ``jobs`` at a time (one thread each, their logs in ``log_dir``), appending
     each record to ``results`` (and ``done``) as it finishes, with one line each on the
-    terminal."""
+    terminal. Teachers start first and the kd runs last, each kd run once its teacher is
+    trained; the other runs fill the slots meanwhile."""
+    order = sorted(specs, key=lambda s: {'teacher': 0, 'kd': 2}.get(s['variant'], 1))
+    teachers = {}
     with ThreadPoolExecutor(jobs) as pool:
-        for result in pool.map(lambda s: launch(s, log_dir), specs):
+        futures = []
+        for spec in order:
+            needs = teachers.get(spec['teacher']) if spec['variant'] == 'kd' else None
+            futures.append(pool.submit(_launch_after, needs, spec, log_dir))
+            if spec['variant'] == 'teacher':
+                teachers[spec['teacher']] = futures[-1]
+        for future in as_completed(futures):
+            result = future.result()
             if key_of(result) not in {key_of(r) for r in done}:  # not a teacher's weights remade
                 append_record(results, result)  # as each run finishes
                 done.append(result)
             os.remove(osp.join(resolve(result['work_dir']), CHECKPOINT))  # recorded
             print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
                       f'({len(done)} results)', logger='current')
+
+
+def _launch_after(needs, spec: dict, log_dir: str) -> dict:
+    if needs is not None:
+        needs.result()  # the teacher's weights are written (or its failure raised)
+    return launch(spec, log_dir)
 
 
 def best_points(results: list, data: str, split: str = 'val') -> list:
