@@ -1,11 +1,5 @@
 """Shared fixtures: small on-disk datasets written by the tests themselves."""
-import os.path as osp
-import sys
-
 import pytest
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))  # the tools/ scripts under test (accuracy_study)
 
 
 @pytest.fixture(scope='session')

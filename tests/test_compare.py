@@ -124,3 +124,48 @@ def test_the_study_table_is_unchanged_by_the_move_to_the_engine(tmp_path):
         tables.append(proc.stdout)
     with open(osp.join(ROOT, 'tests', 'data', 'study_table_127.txt')) as f:
         assert ''.join(tables) == f.read()
+
+
+def test_run_pool_starts_a_run_once_what_it_needs_is_there():
+    """Two slots: the teacher and a run that needs nothing start together; the kd run waits
+    for the teacher's weights, and each result comes back as it finishes."""
+    import threading
+    import time
+
+    from ipsd_mm.comparison import run_pool
+    events, lock = [], threading.Lock()
+
+    def launch(spec):
+        with lock:
+            events.append(('start', spec['name']))
+        time.sleep(spec['seconds'])
+        with lock:
+            events.append(('end', spec['name']))
+        return dict(spec, final=1.0)
+    specs = [dict(name='teacher', seconds=0.6), dict(name='kd', seconds=0.05),
+             dict(name='baseline', seconds=0.05)]
+    done = [r['name'] for r in run_pool(
+        specs, 2, launch, after=lambda s: 'w32' if s['name'] == 'kd' else None,
+        provides=lambda s: 'w32' if s['name'] == 'teacher' else None)]
+    assert events.index(('start', 'kd')) > events.index(('end', 'teacher'))
+    assert events.index(('end', 'baseline')) < events.index(('end', 'teacher'))  # filled a slot
+    assert done == ['baseline', 'teacher', 'kd']
+
+
+def test_a_run_failing_is_raised_by_the_pool():
+    from ipsd_mm.comparison import run_pool
+
+    def launch(spec):
+        raise RuntimeError(f"run {spec['name']} failed (exit 1)")
+    with pytest.raises(RuntimeError, match='run t failed'):
+        list(run_pool([dict(name='t')], 1, launch))
+
+
+def test_done_elsewhere_names_the_other_machine():
+    from ipsd_mm.comparison import done_elsewhere
+    here, there = dict(cpu='A', torch='2', threads=1), dict(cpu='B', torch='2', threads=1)
+    done = [dict(seed=0, machine=there), dict(seed=0, machine=there), dict(seed=1, machine=here)]
+    said = done_elsewhere([dict(seed=0), dict(seed=2)], done, key=lambda r: r['seed'])
+    assert said.startswith('1 of them are in the results file from another machine only (B | '
+                           'torch 2 | 1 thread(s))')
+    assert done_elsewhere([dict(seed=2)], done, key=lambda r: r['seed']) == ''

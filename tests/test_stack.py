@@ -112,7 +112,7 @@ def test_weights_only_still_refuses_other_getattr(tmp_path):
 ONE_SIDE_ONLY = """
 import sys
 sys.modules[{blocked!r}] = None
-sys.path[:0] = [{tests!r}, {tools!r}]
+sys.path[:0] = [{tests!r}]
 from mmengine.runner import Runner
 from runner_utils import tiny_cfg
 import ipsd_mm
@@ -135,7 +135,7 @@ def test_each_side_trains_without_the_other_library(side, blocked, config, digit
     import sys
     tests = osp.dirname(osp.abspath(__file__))
     script = ONE_SIDE_ONLY.format(blocked=blocked, tests=tests,
-                                  tools=osp.join(osp.dirname(tests), 'tools'), config=config,
+                                  config=config,
                                   root=digit_scenes, work=str(tmp_path / 'work'))
     proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -158,15 +158,16 @@ def test_benchmark_quick_prints_every_table():
 
 
 def test_browse_pairs_names_a_config_without_pairs(digit_scenes, tmp_path):
-    import pytest
-    from mmengine.config import Config
-
-    from browse_pairs import browse
-    from ipsd_mm.testing.digit_configs import point_to
-    cfg = Config.fromfile(osp.join(CONFIGS, 'demo/deeplabv3_r18-d8_digit-scenes.py'))
-    point_to(cfg._cfg_dict, digit_scenes)
-    with pytest.raises(ValueError, match='IntraClassPairDataset'):
-        browse(cfg, str(tmp_path), 1, 0)
+    proc = subprocess.run([PY, osp.join(ROOT, 'tools/browse_pairs.py'),
+                           osp.join(CONFIGS, 'demo/deeplabv3_r18-d8_digit-scenes.py'),
+                           '--output-dir', str(tmp_path / 'pairs'), '--cfg-options',
+                           f'train_dataloader.dataset.data_root={digit_scenes}/'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    said = proc.stderr.strip().splitlines()[-1]  # the message, not a traceback
+    assert said.startswith('browse_pairs: ') and 'deeplabv3_r18-d8_digit-scenes.py' in said
+    assert said.endswith('browse_pairs draws configs whose train dataset is '
+                         'IntraClassPairDataset')
 
 
 def test_accuracy_study_quick_runs_every_path_and_resumes(tmp_path):
@@ -194,8 +195,8 @@ def _quick_study(tmp_path, results, work):
     for r in runs:
         assert [it for it, _ in r['curve']] == [2, 4]  # evaluated every --val-interval
         assert r['split'] == 'test' and r['machine']['cpu'] and r['machine']['threads'] == 1
-        from accuracy_study import name_of
-        assert r['work_dir'] == osp.relpath(osp.join(work, name_of(r)), ROOT)
+        name = f"{r['model']}_{r['start']}_test_{r['variant']}_4it_s0"
+        assert r['work_dir'] == osp.relpath(osp.join(work, name), ROOT)
     by = {(r['model'], r['start'], r['variant']): r for r in runs}
     assert by[('deeplabv3', 'scratch', 'noswap')]['swap']['prob'] == 0.0
     assert by[('deeplabv3', 'scratch', 'noKD')]['hook']['loss_weight'] == 0.0
@@ -211,24 +212,23 @@ def _quick_study(tmp_path, results, work):
         assert f'| {variant} ' in proc.stdout
 
 
-# Runs one study run in-process and kills it (no clean-up, as a session's end would) right after
-# its first evaluation has saved the run's checkpoint.
-KILLED_AFTER_FIRST_EVALUATION = """
-import os, sys
-sys.path.insert(0, {tools!r})
-import accuracy_study as study
-from ipsd_mm.testing.digit_configs import ensure_data
-args = study.parse_args({argv!r})
-ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val,
-            num_test=args.num_test, **study.SCENES)
-spec, = study.plan(args, [], study.machine())
-evaluated = study.RecordVal.after_val_epoch
+# Loaded at the start of every Python process of the study (PYTHONPATH): the run's process
+# dies (no clean-up, as at a session's end) right after its first evaluation has saved the
+# run's checkpoint.
+KILL_AFTER_FIRST_EVALUATION = """
+import os
+from ipsd_mm.comparison.training import RecordEvaluations
+evaluated = RecordEvaluations.after_val_epoch
 def after_val_epoch(self, runner, metrics=None):
     evaluated(self, runner, metrics)
     os._exit(3)
-study.RecordVal.after_val_epoch = after_val_epoch
-study.run_one(spec)
+RecordEvaluations.after_val_epoch = after_val_epoch
 """
+
+
+def study(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, osp.join(ROOT, 'tools/accuracy_study.py'), *args],
+                          capture_output=True, text=True, env=env)
 
 
 def test_accuracy_study_resumes_a_run_stopped_part_way(tmp_path):
@@ -239,9 +239,11 @@ def test_accuracy_study_resumes_a_run_stopped_part_way(tmp_path):
     argv = ['--quick', '--models', 'retinanet', '--variants', 'baseline', '--starts', 'scratch',
             '--data-root', str(tmp_path / 'data'), '--results', str(results),
             '--work-dir', str(work)]
-    script = KILLED_AFTER_FIRST_EVALUATION.format(tools=osp.join(ROOT, 'tools'), argv=argv)
-    proc = subprocess.run([PY, '-c', script], capture_output=True, text=True)
-    assert proc.returncode == 3, proc.stderr[-3000:]
+    killer = tmp_path / 'killer'
+    killer.mkdir()
+    (killer / 'sitecustomize.py').write_text(KILL_AFTER_FIRST_EVALUATION)
+    proc = study(*argv, env=dict(os.environ, PYTHONPATH=str(killer)))
+    assert proc.returncode != 0 and 'failed (exit 3)' in proc.stderr, proc.stderr[-3000:]
     checkpoint = work / 'retinanet_scratch_val_baseline_4it_s0' / 'study_last.pth'
     assert checkpoint.is_file() and not results.exists()
 
@@ -249,13 +251,12 @@ def test_accuracy_study_resumes_a_run_stopped_part_way(tmp_path):
     other = work / 'retinanet_scratch_val_baseline_4it_s1'
     other.mkdir()
     shutil.copy(checkpoint, other / 'study_last.pth')
-    study = [PY, osp.join(ROOT, 'tools/accuracy_study.py')] + argv
-    proc = subprocess.run(study + ['--seeds', '1'], capture_output=True, text=True)
+    proc = study(*argv, '--seeds', '1')
     assert proc.returncode != 0 and not results.exists()
     log = (work / 'logs' / 'retinanet_scratch_val_baseline_4it_s1.log').read_text()
     assert 'saved by another run or machine' in log and 'delete it to start this run over' in log
 
-    proc = subprocess.run(study, capture_output=True, text=True)
+    proc = study(*argv)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run, = [json.loads(line) for line in open(results)]
     assert run['seed'] == 0 and run['resumed_at'] == [2]
@@ -265,80 +266,103 @@ def test_accuracy_study_resumes_a_run_stopped_part_way(tmp_path):
     assert 'Advance dataloader 2 steps' in log  # trained on from iteration 2, not from 0
 
 
-def test_accuracy_table_pairs_by_seed_and_machine_with_a_t_interval():
-    from accuracy_study import table
-    here, there = dict(cpu='A', torch='2', threads=1), dict(cpu='B', torch='2', threads=1)
+def record(run: dict, final: float, where: dict, **more) -> dict:
+    """A finished run of the study's own spec (``--dry-run``'s JSON)."""
+    return dict(run, machine=where, curve=[[run['iters'] // 2, final - 5], [run['iters'], final]],
+                final=final, sec_per_iter=0.5, **more)
 
-    def run(variant, seed, final, where=here):
-        return dict(model='deeplabv3', start='pretrained', split='test', variant=variant, tag='',
-                    ipsd_options={}, seed=seed, iters=20, num_train=600, machine=where,
-                    curve=[(10, final - 5), (20, final)], final=final, sec_per_iter=0.5)
-    runs = [run('baseline', s, f) for s, f in enumerate((50, 52, 54))]
-    runs += [run('ipsd', s, f) for s, f in enumerate((55, 56, 59))]
-    runs += [run('baseline', 0, 40, there), run('noKD', 0, 41, there)]  # paired on its machine
-    text = table(runs)
+
+def dry_run(*args) -> list:
+    proc = study('--dry-run', *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
+
+
+def test_accuracy_table_pairs_by_seed_and_machine_with_a_t_interval(tmp_path):
+    from ipsd_mm.comparison import machine, machine_id
+    results = tmp_path / 'results.jsonl'
+    here, there = machine(), dict(cpu='~other', torch='2', threads=1)
+    runs = dry_run('--models', 'deeplabv3', '--variants', 'ipsd', 'noKD', '--starts', 'scratch',
+                   '--split', 'test', '--seeds', '0', '1', '2', '--iters', '20',
+                   '--val-interval', '10', '--results', str(results))
+    spec = {(r['variant'], r['seed']): r for r in runs}
+    records = [record(spec[('baseline', s)], f, here) for s, f in enumerate((50, 52, 54))]
+    records += [record(spec[('ipsd', s)], f, here) for s, f in enumerate((55, 56, 59))]
+    records += [record(spec[('baseline', 0)], 40, there), record(spec[('noKD', 0)], 41, there)]
+    results.write_text(''.join(json.dumps(r) + '\n' for r in records))
+    proc = study('--table', '--models', 'deeplabv3', '--results', str(results))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout
     assert '52.00 ± 2.00' in text and '56.67 ± 2.08' in text
     # paired diffs 5, 4, 5: mean 4.67, t(0.975, 2) = 4.303, s = 0.577 -> half width 1.43
     assert '+4.67 [+3.23, +6.10] (n=3)' in text
     assert '+1.00 (n=1)' in text  # noKD against the baseline of its own machine, not 50
-    assert '47.0@10 52.0@20' in text  # the baseline's mean curve on machine A
-    assert 'M1: A' in text and 'M2: B' in text
+    assert '47.0@10 52.0@20' in text  # the baseline's mean curve on this machine
+    assert 'M1: ' + machine_id(here) in text and 'M2: ~other | torch 2 | 1 thread(s)' in text
 
 
 def test_accuracy_study_says_which_runs_it_repeats_from_another_machine(tmp_path):
     """A study started again on a new machine runs the runs the file holds from another machine
     again (a row and its pairs are of one machine), and says so, naming that machine; what this
     machine has done is neither repeated nor mentioned."""
-    import accuracy_study as study
-    here, there = study.machine(), dict(cpu='Other CPU', torch='2.0', threads=1)
-    args = study.parse_args(['--models', 'retinanet', '--variants', 'baseline', '--starts',
-                             'scratch', '--seeds', '0', '1', '2', '--iters', '20',
-                             '--val-interval', '10', '--data-root', str(tmp_path)])
-
-    def record(seed, where):
-        spec, = [s for s in study.plan(args, [], here) if s['seed'] == seed]
-        return dict(spec, machine=where, curve=[[20, 50.0]], final=50.0)
-    done = [record(0, there), record(1, there), record(1, here)]
-    specs = study.plan(args, done, here)
-    assert sorted(s['seed'] for s in specs) == [0, 2]  # seed 1 is done here; 0 only there
-    said = study.done_elsewhere(specs, done)
-    assert said.startswith('1 of them are in the results file from another machine only')
+    from ipsd_mm.comparison import machine
+    here, there = machine(), dict(cpu='Other CPU', torch='2.0', threads=1)
+    results = tmp_path / 'results.jsonl'
+    argv = ['--models', 'retinanet', '--variants', 'baseline', '--starts', 'scratch', '--seeds',
+            '0', '1', '2', '--iters', '20', '--val-interval', '10', '--data-root', str(tmp_path),
+            '--results', str(results)]
+    spec = {r['seed']: r for r in dry_run(*argv)}
+    done = [record(spec[0], 50.0, there), record(spec[1], 50.0, there),
+            record(spec[1], 50.0, here)]
+    results.write_text(''.join(json.dumps(r) + '\n' for r in done))
+    proc = study('--dry-run', *argv)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    todo = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
+    assert sorted(s['seed'] for s in todo) == [0, 2]  # seed 1 is done here; 0 only there
+    said = proc.stdout + proc.stderr
+    assert '1 of them are in the results file from another machine only' in said
     assert 'Other CPU | torch 2.0 | 1 thread(s)' in said and 'run again here' in said
-    assert study.done_elsewhere(study.plan(args, done + [record(0, here)], here), done) == ''
+    assert not (tmp_path / 'annotations').exists()  # a dry run makes no data
+    with open(results, 'a') as f:
+        f.write(json.dumps(record(spec[0], 50.0, here)) + '\n')
+    proc = study('--dry-run', *argv)
+    assert 'another machine' not in proc.stdout + proc.stderr
 
 
-def test_accuracy_run_names_carry_the_schedule():
-    from accuracy_study import name_of
-    spec = dict(model='retinanet', start='pretrained', split='test', variant='baseline', tag='',
-                seed=0, iters=4000)
-    assert name_of(spec) == 'retinanet_pretrained_test_baseline_4000it_s0'
+def test_accuracy_run_names_carry_the_schedule(tmp_path):
+    argv = ['--models', 'retinanet', '--variants', 'baseline', '--starts', 'pretrained',
+            '--split', 'test', '--seeds', '0', '--results', str(tmp_path / 'none.jsonl'),
+            '--pretrained-dir', str(tmp_path)]
+    run, = dry_run(*argv, '--iters', '4000')
+    assert osp.basename(run['work_dir']) == 'retinanet_pretrained_test_baseline_4000it_s0'
+    assert run['checkpoint'] == str(tmp_path / 'resnet18-w16.pth')  # named, not made
     # A longer check of the same seed gets its own work_dir and log, not the 4,000 run's.
-    assert name_of(dict(spec, iters=6000)) == 'retinanet_pretrained_test_baseline_6000it_s0'
+    run, = dry_run(*argv, '--iters', '6000')
+    assert osp.basename(run['work_dir']) == 'retinanet_pretrained_test_baseline_6000it_s0'
+    assert not os.listdir(tmp_path)
 
 
 def test_accuracy_study_help_names_every_path():
-    proc = subprocess.run([PY, osp.join(ROOT, 'tools/accuracy_study.py'), '--help'],
-                          capture_output=True, text=True)
+    proc = study('--help')
     assert proc.returncode == 0
     for word in ('deeplabv3', 'retinanet', 'faster-rcnn', 'baseline', 'noswap', 'noKD',
-                 'pretrained', 'scratch', '--split', 'test'):
+                 'pretrained', 'scratch', '--split', 'test', '--dry-run'):
         assert word in proc.stdout, word
 
 
-def test_accuracy_study_names_bad_search_options(capsys):
-    import pytest
-    from accuracy_study import parse_args
+def test_accuracy_study_names_bad_search_options(tmp_path):
     for argv, message in (
             (['--tag', '_x', '--ipsd-options', 'loss_weight=2'], '--ipsd-options loss_weight'),
             (['--tag', '_x', '--ipsd-options', 'hook.=2'], '--ipsd-options hook.'),
             (['--ipsd-options', 'hook.loss_weight=2'], 'need a --tag'),
             (['--models', 'retinanet', '--iters', '1000', '--val-interval', '300'],
              'not a multiple')):
-        with pytest.raises(SystemExit):
-            parse_args(argv)
-        assert message in capsys.readouterr().err
-    args = parse_args(['--tag', '_w2', '--ipsd-options', 'hook.loss_weight=2', 'swap.prob=0.5'])
-    assert args.ipsd_options == {'hook.loss_weight': 2, 'swap.prob': 0.5}
+        proc = study(*argv)
+        assert proc.returncode == 2 and message in proc.stderr, (argv, proc.stderr[-2000:])
+    run, = dry_run('--models', 'deeplabv3', '--variants', 'ipsd', '--starts', 'scratch',
+                   '--seeds', '0', '--tag', '_w2', '--results', str(tmp_path / 'none.jsonl'),
+                   '--ipsd-options', 'hook.loss_weight=2', 'swap.prob=0.5')[1:]
+    assert run['ipsd_options'] == {'hook.loss_weight': 2, 'swap.prob': 0.5}
 
 
 def test_progress_written_to_a_log_file_is_a_line_per_tenth():
@@ -360,7 +384,7 @@ def test_error_metrics_tell_confusion_from_localisation(tmp_path):
     import torch
     from mmengine.structures import InstanceData
 
-    import study_metrics
+    from ipsd_mm.comparison import error_metrics
     from mmdet.evaluation import CocoMetric
     from mmdet.structures import DetDataSample
     coco = dict(images=[dict(id=0, file_name='a.png', height=64, width=64)],
@@ -376,14 +400,14 @@ def test_error_metrics_tell_confusion_from_localisation(tmp_path):
         bboxes=torch.tensor([[4., 4., 24., 24.], [30., 30., 50., 50.]]),
         scores=torch.tensor([0.9, 0.8]), labels=torch.tensor([1, 0]))  # both names swapped
     scores = {}
-    for metric in (CocoMetric, study_metrics.class_agnostic_coco_metric()):
+    for metric in (CocoMetric, error_metrics.class_agnostic_coco_metric()):
         built = metric(ann_file=str(ann), metric='bbox')
         built.dataset_meta = dict(classes=('0', '1'))
         built.process({}, [sample.to_dict()])
         scores.update(built.evaluate(1))
     assert scores['coco/bbox_mAP'] == 0 and scores['agnostic/bbox_mAP'] == 1.0
 
-    seg = study_metrics.SegConfusionMetric(num_classes=3)
+    seg = error_metrics.SegConfusionMetric(num_classes=3)
     gt = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 0]])
     pred = torch.tensor([[0, 1, 2, 0], [2, 2, 1, 0]])  # bg->1, 1->2 (confusion), 1->bg
     seg.process({}, [dict(pred_sem_seg=dict(data=pred[None]), gt_sem_seg=dict(data=gt[None]))])
@@ -394,42 +418,68 @@ def test_error_metrics_tell_confusion_from_localisation(tmp_path):
     assert shares['found_object_class_acc'] == pytest.approx(2 / 3 * 100)  # 2 of 3 named right
 
 
-def test_accuracy_study_keys_runs_by_data_and_footing_with_repository_paths():
+def test_accuracy_study_keys_runs_by_data_and_footing_with_repository_paths(tmp_path):
     """The data (printed / handwritten) and the footing (same images / same anchors per step)
     are part of a run's key, its name and its pairing; records written before either axis
     existed read as printed, same images. Records hold paths relative to the repository."""
-    import accuracy_study as study
-    here = study.machine()
+    from ipsd_mm.comparison import machine
+    here = machine()
+    results = tmp_path / 'results.jsonl'
     argv = ['--models', 'retinanet', '--variants', 'baseline', 'noswap', '--seeds', '0',
-            '--iters', '20', '--val-interval', '10', '--pretrained-dir', '/nonexistent',
-            '--starts', 'scratch']
-    args = study.parse_args(argv + ['--data', 'handwritten'])
-    assert args.data_root == osp.join(ROOT, 'data', 'digit_scenes_study_handwritten')
-    base, ipsd = study.plan(args, [], here)
+            '--iters', '20', '--val-interval', '10', '--starts', 'scratch',
+            '--results', str(results)]
+    base, ipsd = dry_run(*argv, '--data', 'handwritten')
     assert base['data'] == 'handwritten' and base['footing'] == 'images'
     assert base['data_root'] == osp.join('data', 'digit_scenes_study_handwritten')
     assert base['work_dir'] == osp.join('work_dirs', 'accuracy_study',
                                         'handwritten_retinanet_scratch_val_baseline_20it_s0')
-    printed, = [s for s in study.plan(study.parse_args(argv + ['--variants', 'baseline']), [],
-                                      here)]
-    old = {k: v for k, v in printed.items() if k not in ('data', 'footing')}
-    assert study.key_of(dict(old, machine=here)) == study.key_of(dict(printed, machine=here))
-    assert study.key_of(dict(base, machine=here)) != study.key_of(dict(printed, machine=here))
-    assert study.pair_key(dict(ipsd, machine=here)) == study.pair_key(dict(base, machine=here))
-    assert study.pair_key(dict(base, machine=here)) != study.pair_key(dict(printed,
-                                                                           machine=here))
-    fewer = study.parse_args(argv + ['--data', 'handwritten', '--num-train', '150'])
-    assert fewer.data_root.endswith('digit_scenes_study_handwritten_n150')
+    fewer, _ = dry_run(*argv, '--data', 'handwritten', '--num-train', '150')
+    assert fewer['data_root'].endswith('digit_scenes_study_handwritten_n150')
 
-    # Same anchors per step: IPSD takes the baseline's images as anchors (8 pairs), the
-    # baseline doubles its batch (16 images); on the default footing IPSD halves (4 pairs).
-    anchors = study.parse_args(argv + ['--footing', 'anchors'])
-    base, ipsd = study.plan(anchors, [], here)
-    assert study.name_of(ipsd).endswith('noswap_anchors_20it_s0')
-    assert study.build_config(base)[0].train_dataloader.batch_size == 16
-    assert study.build_config(ipsd)[0].train_dataloader.batch_size == 8
-    images_ipsd = study.plan(study.parse_args(argv), [], here)[1]
-    assert study.build_config(images_ipsd)[0].train_dataloader.batch_size == 4
+    # A record from before the data and the footing were keys is the printed, same-images run;
+    # the handwritten run is another run.
+    printed, = dry_run(*argv[:3], 'baseline', *argv[5:])
+    old = {k: v for k, v in printed.items() if k not in ('data', 'footing')}
+    results.write_text(json.dumps(record(old, 50.0, here)) + '\n')
+    assert dry_run(*argv[:3], 'baseline', *argv[5:]) == []
+    assert [r['data'] for r in dry_run(*argv[:3], 'baseline', *argv[5:], '--data',
+                                       'handwritten')] == ['handwritten']
+
+    # Same anchors per step: its own names, and its own pairs (noswap on anchors against the
+    # baseline on anchors, not the one on images).
+    anchors = dry_run(*argv, '--footing', 'anchors')
+    assert [osp.basename(r['work_dir']) for r in anchors] == [
+        'retinanet_scratch_val_baseline_anchors_20it_s0',
+        'retinanet_scratch_val_noswap_anchors_20it_s0']
+    images = dry_run(*argv)  # the old record is this baseline
+    assert [r['variant'] for r in images] == ['noswap']
+    with open(results, 'a') as f:
+        for run, final in zip(anchors + images, (60.0, 61.5, 52.0)):
+            f.write(json.dumps(record(run, final, here)) + '\n')
+    proc = study('--table', '--models', 'retinanet', '--results', str(results))
+    rows = {line.split('|')[7].strip() + line.split('|')[6].strip(): line
+            for line in proc.stdout.splitlines() if line.startswith('| retinanet')}
+    assert '+1.50 (n=1)' in rows['noswapanchors'] and '+2.00 (n=1)' in rows['noswapimages']
+
+
+def test_accuracy_study_footing_sets_the_batch(tmp_path):
+    """Same anchors per step: IPSD takes the baseline's images as anchors (8 pairs), the
+    baseline doubles its batch (16 images); on the default footing IPSD halves (4 pairs)."""
+    import re
+    work = tmp_path / 'work'
+    argv = ['--quick', '--models', 'deeplabv3', '--variants', 'baseline', 'noswap',
+            '--starts', 'scratch', '--data-root', str(tmp_path / 'data'),
+            '--results', str(tmp_path / 'results.jsonl'), '--work-dir', str(work)]
+    for footing in ('images', 'anchors'):
+        proc = study(*argv, '--footing', footing)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    def batch(name):  # the train batch in the config the run's log shows
+        log = (work / 'logs' / f'deeplabv3_scratch_val_{name}_4it_s0.log').read_text()
+        text = log[log.index('train_dataloader = dict('):]
+        return int(re.search(r'batch_size=(\d+)', text).group(1))
+    assert (batch('baseline'), batch('noswap')) == (8, 4)
+    assert (batch('baseline_anchors'), batch('noswap_anchors')) == (16, 8)
 
 
 def test_accuracy_study_trains_the_teacher_once_then_the_kd_student(tmp_path):

@@ -30,6 +30,7 @@ missing.
     python tools/accuracy_study.py --models retinanet --variants ipsd noswap noKD --tag _g1 \\
         --ipsd-options swap.box_grid=1 hook.gate=argmax          # one point of a search, on val
     python tools/accuracy_study.py --table [--markdown]          # print what is there
+    python tools/accuracy_study.py --models retinanet --dry-run  # the runs to do, as JSON
 
 ``--ipsd-options`` set ``swap.<option>`` (``IntraClassPatchSwap``) and ``hook.<option>``
 (``IPSDHook``) on the IPSD-side variants; the ablations then override theirs. ``--quick`` is a
@@ -40,17 +41,16 @@ import json
 import logging
 import os
 import os.path as osp
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 from mmengine.config import DictAction
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from ipsd_mm.comparison import (append_record, diff_cell, load_records, machine, machine_id,
-                                new_table, spread_cell, t_interval)
+from ipsd_mm.comparison import (append_record, baselines_of, diff_cell, done_elsewhere, group_by,
+                                load_records, machine, machine_id, new_table, paired_diffs,
+                                run_logged, run_pool, spread_cell, t_interval, train_resumable)
+from ipsd_mm.comparison.training import CURVE, EXTRA, RESUMED_AT
 
 TOOLS = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(TOOLS)
@@ -137,6 +137,8 @@ def parse_args(argv=None):
     parser.add_argument('--pretrained-dir', default=osp.join(ROOT, 'work_dirs', 'pretrained'))
     parser.add_argument('--quick', action='store_true', help='tiny data and schedule: a smoke run')
     parser.add_argument('--table', action='store_true', help='only print the table')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='print the runs to do (one JSON spec a line), run nothing')
     parser.add_argument('--markdown', action='store_true', help='print the table as Markdown')
     parser.add_argument('--run-one', help=argparse.SUPPRESS)  # a child process: one run's JSON
     args = parser.parse_args(argv)
@@ -193,33 +195,9 @@ def run_key(spec: dict, here: dict) -> str:
     return json.dumps(key_of(dict(spec, machine=here)) + (spec['val_interval'], ))
 
 
-class RecordVal(Hook):
-    """Keeps (iteration, metric) of every validation, then saves the run's checkpoint, so that a
-    run stopped part way resumes from its last evaluation with its curve. The curve and the
-    iterations resumed at live in the message hub, which the checkpoint carries. A metric that
-    is missing (CocoMetric with no detections at all) scores 0."""
-
-    def __init__(self, key: str, run: str):
-        self.key, self.run = key, run
-
-    EXTRA = ('confusion/', 'agnostic/')  # where the errors are (study_metrics), last evaluation
-
-    def before_train(self, runner) -> None:
-        if runner.iter:  # resumed
-            resumed = runner.message_hub.get_info('study/resumed_at', []) + [runner.iter]
-            runner.message_hub.update_info('study/resumed_at', resumed)
-
-    def after_val_epoch(self, runner, metrics=None) -> None:
-        hub = runner.message_hub
-        value = float((metrics or {}).get(self.key, 0.0))
-        hub.update_info('study/curve', hub.get_info('study/curve', []) + [(runner.iter, value)])
-        hub.update_info('study/extra', {k: float(v) for k, v in (metrics or {}).items()
-                                        if k.startswith(self.EXTRA)})
-        partial = CHECKPOINT + '.part'  # a kill while saving leaves the last good one in place
-        runner.save_checkpoint(runner.work_dir, partial,
-                               meta=dict(epoch=runner.epoch, iter=runner.iter,
-                                         study_run=self.run))
-        os.replace(osp.join(runner.work_dir, partial), osp.join(runner.work_dir, CHECKPOINT))
+#: the metrics a run keeps from its last evaluation beside its own: where the errors are
+#: (ipsd_mm.comparison.error_metrics)
+ERROR_METRICS = ('confusion/', 'agnostic/')
 
 
 def build_config(spec: dict):
@@ -279,21 +257,21 @@ def distil(cfg, spec: dict) -> None:
 
 
 def add_error_metrics(cfg) -> None:
-    """Beside the study's metric, where the errors are (``study_metrics``): the pixel
+    """Beside the study's metric, where the errors are (``ipsd_mm.comparison.error_metrics``): the pixel
     confusion shares of a segmentor, the class-agnostic mAP of a detector."""
     from mmengine.registry import METRICS
 
-    import study_metrics
+    from ipsd_mm.comparison import error_metrics
     for name in ('val_evaluator', 'test_evaluator'):
         metric = cfg[name]
         if metric.get('type') == 'CocoMetric':
             METRICS.register_module('ClassAgnosticCocoMetric', force=True,
-                                    module=study_metrics.class_agnostic_coco_metric())
+                                    module=error_metrics.class_agnostic_coco_metric())
             extra = dict(type='ClassAgnosticCocoMetric', ann_file=metric.ann_file,
                          metric='bbox', format_only=False)
         else:
             METRICS.register_module('SegConfusionMetric', force=True,
-                                    module=study_metrics.SegConfusionMetric)
+                                    module=error_metrics.SegConfusionMetric)
             extra = dict(type='SegConfusionMetric', num_classes=cfg.model.decode_head.num_classes)
         cfg[name] = [metric, extra]
 
@@ -301,27 +279,15 @@ def add_error_metrics(cfg) -> None:
 def run_one(spec: dict) -> dict:
     """Train one run in this process and return its record."""
     import torch
-    from mmengine.runner import Runner
 
     import ipsd_mm  # noqa: F401  (registrations, compat)
     torch.set_num_threads(1)
     cfg, metric = build_config(spec)
     scale = MODELS[spec['model']][3]
-    run = run_key(spec, machine())
-    checkpoint = osp.join(resolve(spec['work_dir']), CHECKPOINT)
-    if osp.isfile(checkpoint):
-        saved = torch.load(checkpoint, map_location='cpu', weights_only=True)['meta']
-        if saved.get('study_run') != run:
-            raise RuntimeError(
-                f'{checkpoint} was saved by another run or machine ({saved.get("study_run")}), '
-                f'not this one ({run}); delete it to start this run over')
-        cfg.load_from, cfg.resume = checkpoint, True
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(RecordVal(metric, run), priority='LOWEST')
-    runner.train()
+    runner = train_resumable(cfg, metric, run_key(spec, machine()), CHECKPOINT, ERROR_METRICS)
     hub = runner.message_hub
     times = np.asarray(hub.get_scalar('train/time').data[0])
-    curve = [(it, value * scale) for it, value in hub.get_info('study/curve')]
+    curve = [(it, value * scale) for it, value in hub.get_info(CURVE)]
     if spec['variant'] == 'teacher':  # kept for the kd runs: the model's weights alone
         path = resolve(spec['teacher'])
         os.makedirs(osp.dirname(path), exist_ok=True)
@@ -337,12 +303,12 @@ def run_one(spec: dict) -> dict:
                     gate=ipsd_hook.loss.gate, gate_threshold=ipsd_hook.loss.gate_threshold,
                     mode=ipsd_hook.mode, warmup_iters=ipsd_hook.warmup_iters,
                     use_aux=ipsd_hook.use_aux)
-    extra = hub.get_info('study/extra', {})
+    extra = hub.get_info(EXTRA, {})
     errors = {k: v * (100 if k.startswith('agnostic/') else 1) for k, v in extra.items()}
     return dict(spec, curve=curve, final=curve[-1][1], machine=machine(), swap=swap, hook=hook,
                 errors=errors,
                 sec_per_iter=float(times[min(5, len(times) - 1):].mean()),
-                resumed_at=hub.get_info('study/resumed_at', []))
+                resumed_at=hub.get_info(RESUMED_AT, []))
 
 
 def name_of(spec: dict) -> str:
@@ -373,11 +339,10 @@ def launch(spec: dict, log_dir: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     log_file = osp.join(log_dir, name + '.log')
     resuming = osp.isfile(osp.join(resolve(spec['work_dir']), CHECKPOINT))
-    with open(log_file, 'a' if resuming else 'w') as log:  # a resumed run's log goes on
-        proc = subprocess.run([sys.executable, __file__, '--run-one', json.dumps(spec)],
-                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=TOOLS)
-    if proc.returncode:
-        raise RuntimeError(f'run {name} failed (exit {proc.returncode}); its log: {log_file}')
+    code = run_logged([sys.executable, __file__, '--run-one', json.dumps(spec)], log_file, env,
+                      append=resuming, cwd=TOOLS)  # a resumed run's log goes on
+    if code:
+        raise RuntimeError(f'run {name} failed (exit {code}); its log: {log_file}')
     with open(osp.join(resolve(spec['work_dir']), 'result.json')) as f:
         return json.load(f)
 
@@ -392,12 +357,12 @@ def key_of(r: dict, with_machine: bool = True) -> tuple:
 
 def ensure_checkpoints(args, models, width: int = 16) -> dict:
     """The pretrained backbone of each model at ``width`` base channels (16: the student's),
-    trained once (minutes) where missing."""
+    trained once (minutes) where missing (not in a ``--dry-run``: only its path)."""
     paths = {}
     for model in models:
         arch = MODELS[model][5].replace('-w16', f'-w{width}')
         path = osp.join(args.pretrained_dir, f"{arch}{'-quick' if args.quick else ''}.pth")
-        if not osp.isfile(path):
+        if not osp.isfile(path) and not args.dry_run:
             log = osp.splitext(path)[0] + '.log'
             print_log(f'pretraining {arch} for the pretrained start (once; log: {log})',
                       logger='current')
@@ -405,9 +370,8 @@ def ensure_checkpoints(args, models, width: int = 16) -> dict:
                        '--out', path] + (['--num', '64', '--epochs', '1', '--batch', '32']
                                          if args.quick else [])
             os.makedirs(args.pretrained_dir, exist_ok=True)
-            with open(log, 'w') as out:
-                if subprocess.run(command, stdout=out, stderr=subprocess.STDOUT).returncode:
-                    raise RuntimeError(f'pretraining {arch} failed; its log: {log}')
+            if run_logged(command, log, append=False):
+                raise RuntimeError(f'pretraining {arch} failed; its log: {log}')
         paths[model] = path
     return paths
 
@@ -465,36 +429,26 @@ def run_spec(args, model: str, start: str, variant: str, seed: int, checkpoint) 
     return spec
 
 
-def done_elsewhere(specs: list, done: list) -> str:
-    """Says how many of the runs to do the results file holds from another machine only, and
-    that they run again here: a row and its pairs are of one machine. Empty when none."""
-    wanted = {key_of(spec, with_machine=False) for spec in specs}  # none of them done here
-    elsewhere = [r for r in done if key_of(r, with_machine=False) in wanted]
-    if not elsewhere:
-        return ''
-    count = len({key_of(r, with_machine=False) for r in elsewhere})
-    machines = sorted({machine_id(r['machine']) for r in elsewhere})
-    return (f'{count} of them are in the results file from another machine only ('
-            + '; '.join(machines) + '): they run again here, so that every row and pair '
-            'of the table is of one machine; those results stay and keep their own rows')
-
-
 def main(args) -> None:
     from ipsd_mm.testing.digit_configs import ensure_data
     done = load_records(args.results)
     if not args.table:
         here = machine()
+        specs = plan(args, done, here)
+        print_log(f'{len(specs)} runs to do on {machine_id(here)}, {len(done)} results in '
+                  f'{args.results}', logger='current')
+        elsewhere = done_elsewhere(specs, done, lambda r: key_of(r, with_machine=False))
+        if elsewhere:
+            print_log(elsewhere, logger='current', level=logging.WARNING)
+        if args.dry_run:
+            for spec in specs:
+                print(json.dumps(spec))
+            return
         log_dir = osp.join(args.work_dir, 'logs')
         os.makedirs(log_dir, exist_ok=True)
         os.makedirs(osp.dirname(osp.abspath(args.results)), exist_ok=True)
         ensure_data(args.data_root, num_train=args.num_train, num_val=args.num_val,
                     num_test=args.num_test, glyphs=args.data, **SCENES)
-        specs = plan(args, done, here)
-        print_log(f'{len(specs)} runs to do on {machine_id(here)}, {len(done)} results in '
-                  f'{args.results}', logger='current')
-        elsewhere = done_elsewhere(specs, done)
-        if elsewhere:
-            print_log(elsewhere, logger='current', level=logging.WARNING)
         run_specs(specs, args.jobs, log_dir, args.results, done)
     rows = [r for r in done if r['model'] in args.models and r.get('data', 'printed') ==
             args.data and (args.table or r['split'] == args.split)]
@@ -508,43 +462,30 @@ def run_specs(specs: list, jobs: int, log_dir: str, results: str, done: list) ->
     terminal. Teachers start first and the kd runs last, each kd run once its teacher is
     trained; the other runs fill the slots meanwhile."""
     order = sorted(specs, key=lambda s: {'teacher': 0, 'kd': 2}.get(s['variant'], 1))
-    teachers = {}
-    with ThreadPoolExecutor(jobs) as pool:
-        futures = []
-        for spec in order:
-            needs = teachers.get(spec['teacher']) if spec['variant'] == 'kd' else None
-            futures.append(pool.submit(_launch_after, needs, spec, log_dir))
-            if spec['variant'] == 'teacher':
-                teachers[spec['teacher']] = futures[-1]
-        for future in as_completed(futures):
-            result = future.result()
-            if key_of(result) not in {key_of(r) for r in done}:  # not a teacher's weights remade
-                append_record(results, result)  # as each run finishes
-                done.append(result)
-            os.remove(osp.join(resolve(result['work_dir']), CHECKPOINT))  # recorded
-            print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
-                      f'({len(done)} results)', logger='current')
-
-
-def _launch_after(needs, spec: dict, log_dir: str) -> dict:
-    if needs is not None:
-        needs.result()  # the teacher's weights are written (or its failure raised)
-    return launch(spec, log_dir)
+    for result in run_pool(order, jobs, lambda spec: launch(spec, log_dir),
+                           after=lambda s: s['teacher'] if s['variant'] == 'kd' else None,
+                           provides=lambda s: s['teacher'] if s['variant'] == 'teacher' else None):
+        if key_of(result) not in {key_of(r) for r in done}:  # not a teacher's weights remade
+            append_record(results, result)  # as each run finishes
+            done.append(result)
+        os.remove(osp.join(resolve(result['work_dir']), CHECKPOINT))  # recorded
+        print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
+                  f'({len(done)} results)', logger='current')
 
 
 def best_points(results: list, data: str, split: str = 'val') -> list:
     """Per model, the IPSD-side point with the highest mean paired difference on ``data``
     (pretrained start, same images per step): (model, point, mean, CI or None, seeds)."""
-    baselines = {pair_key(r): r['final'] for r in results if r['variant'] == 'baseline'}
-    groups = {}
-    for r in results:
-        if (r['variant'] in IPSD_SIDE and r.get('data', 'printed') == data and r['split'] == split
-                and r['start'] == 'pretrained' and r.get('footing', 'images') == 'images'
-                and pair_key(r) in baselines):
-            key = (r['model'], r['variant'] + r['tag'], r['iters'], machine_id(r['machine']))
-            groups.setdefault(key, []).append(r['final'] - baselines[pair_key(r)])
+    baselines = baselines_of(results, pair_key, final_of, is_baseline)
+    points = group_by((r for r in results if r['variant'] in IPSD_SIDE
+                       and r.get('data', 'printed') == data and r['split'] == split
+                       and r['start'] == 'pretrained' and r.get('footing', 'images') == 'images'
+                       and pair_key(r) in baselines),
+                      lambda r: (r['model'], r['variant'] + r['tag'], r['iters'],
+                                 machine_id(r['machine'])))
     best = {}
-    for (model, point, _, _), diffs in groups.items():
+    for (model, point, _, _), runs in points.items():
+        diffs = paired_diffs(runs, baselines, pair_key, final_of)
         mean, ci = t_interval(np.asarray(diffs))
         if model not in best or mean > best[model][2]:
             best[model] = (model, point, mean, ci, len(diffs))
@@ -555,14 +496,11 @@ def table(results: list, markdown: bool = False) -> str:
     """One row per (model, start, split, variant and options, iterations, machine): the final
     metric per seed, mean ± std, the paired difference to the baseline (same seed, start, split,
     machine) with its 95% CI, the mean learning curve and s/iter."""
-    groups, baselines = {}, {}
-    for r in results:
-        group = (r['model'], r.get('data', 'printed'), r['num_train'], r['start'], r['split'],
-                 r.get('footing', 'images'), r['variant'], r['tag'],
-                 options_of(r), r['iters'], machine_id(r['machine']))
-        groups.setdefault(group, []).append(r)
-        if r['variant'] == 'baseline':
-            baselines[pair_key(r)] = r['final']
+    groups = group_by(results, lambda r: (
+        r['model'], r.get('data', 'printed'), r['num_train'], r['start'], r['split'],
+        r.get('footing', 'images'), r['variant'], r['tag'], options_of(r), r['iters'],
+        machine_id(r['machine'])))
+    baselines = baselines_of(results, pair_key, final_of, is_baseline)
     t = new_table(['model', 'data', 'train', 'start', 'split', 'footing', 'variant', 'options',
                    'iters', 'seeds', 'final per seed', 'mean ± std', 'paired diff [95% CI]',
                    'curve (mean at iteration)', 's/iter', 'machine'], markdown)
@@ -571,10 +509,8 @@ def table(results: list, markdown: bool = False) -> str:
          _), runs in sorted(groups.items()):
         runs = sorted(runs, key=lambda r: (r['seed'], machine_id(r['machine'])))
         finals = np.array([r['final'] for r in runs])
-        diff = ''
-        if variant != 'baseline':
-            pairs = [(r['final'], baselines.get(pair_key(r))) for r in runs]
-            diff = diff_cell([v - b for v, b in pairs if b is not None])
+        diff = '' if variant == 'baseline' else diff_cell(paired_diffs(runs, baselines,
+                                                                        pair_key, final_of))
         iters_at = [it for it, _ in runs[0]['curve']]
         curve = np.mean([[v for _, v in r['curve']] for r in runs
                          if len(r['curve']) == len(iters_at)], axis=0)
@@ -599,6 +535,14 @@ def options_of(r: dict) -> str:
     return json.dumps(r['ipsd_options'], sort_keys=True)
 
 
+def final_of(r: dict) -> float:
+    return r['final']
+
+
+def is_baseline(r: dict) -> bool:
+    return r['variant'] == 'baseline'
+
+
 def pair_key(r: dict) -> tuple:
     """What a run and the baseline it is paired with share."""
     return (r['model'], r.get('data', 'printed'), r['num_train'], r['start'], r['split'],
@@ -606,16 +550,13 @@ def pair_key(r: dict) -> tuple:
 
 
 def error_table(results: list, markdown: bool = False) -> str:
-    """Where the errors are (mean over seeds of the last evaluation, ``study_metrics``): for
+    """Where the errors are (mean over seeds of the last evaluation, ``ipsd_mm.comparison.error_metrics``): for
     a segmentor the share of wrong pixels that are digit read as another digit, digit missed
     (read as background) and background read as a digit, and the class accuracy of the digit
     pixels found; for a detector mAP beside class-agnostic mAP."""
-    groups = {}
-    for r in results:
-        if r.get('errors'):
-            group = (r['model'], r.get('data', 'printed'), r['num_train'], r['start'],
-                     r['split'], r.get('footing', 'images'), r['variant'] + r['tag'], r['iters'])
-            groups.setdefault(group, []).append(r)
+    groups = group_by((r for r in results if r.get('errors')), lambda r: (
+        r['model'], r.get('data', 'printed'), r['num_train'], r['start'], r['split'],
+        r.get('footing', 'images'), r['variant'] + r['tag'], r['iters']))
     t = new_table(['model', 'data', 'train', 'start', 'split', 'footing', 'variant', 'iters',
                    'seeds', 'metric', 'digit-digit % of errors', 'digit-bg %', 'bg-digit %',
                    'class acc. of found digits', 'class-agnostic mAP', 'gap (confusion)'],
@@ -640,7 +581,6 @@ def error_table(results: list, markdown: bool = False) -> str:
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, TOOLS)
     args = parse_args()
     if args.run_one:
         result = run_one(json.loads(args.run_one))

@@ -82,6 +82,10 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> np.ndarra
     return np.concatenate([pad(left), np.full((height, gap, 3), 255, np.uint8), pad(right)], 1)
 
 
+class NoPairs(ValueError):
+    """The config's train dataset is not IntraClassPairDataset."""
+
+
 def browse(cfg: Config, output_dir: str, num: int, seed: int, min_height: int = 256) -> list:
     """Write ``num`` pair pictures under ``output_dir``, each member at least ``min_height``
     pixels tall; returns their paths."""
@@ -90,7 +94,7 @@ def browse(cfg: Config, output_dir: str, num: int, seed: int, min_height: int = 
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     if not hasattr(dataset, 'swapped_pair'):
-        raise ValueError(f'{cfg.filename}: the train dataset is {type(dataset).__name__}; '
+        raise NoPairs(f'{cfg.filename}: the train dataset is {type(dataset).__name__}; '
                          'browse_pairs draws configs whose train dataset is IntraClassPairDataset')
     visualizer = VISUALIZERS.build(dict(cfg.visualizer, name='browse_pairs', vis_backends=None))
     visualizer.dataset_meta = dataset.metainfo
@@ -115,7 +119,10 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    paths = browse(cfg, args.output_dir, args.num, args.seed, args.min_height)
+    try:
+        paths = browse(cfg, args.output_dir, args.num, args.seed, args.min_height)
+    except NoPairs as error:  # say so, without a traceback
+        raise SystemExit(f'browse_pairs: {error}')
     print(f'\nwrote {len(paths)} pair pictures to {args.output_dir}')
 
 
