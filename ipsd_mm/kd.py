@@ -48,6 +48,11 @@ class FrozenTeacherDistill(SingleTeacherDistill):
     - A teacher that is not trainable is kept wholly in eval mode, dropout included (MMRazor
       sets only its BatchNorm layers to eval): its outputs are the model's, not a noisy draw,
       and its forward takes nothing from the random stream of the student's dropout.
+    - A distiller whose every loss has weight 0 teaches nothing, so its connectors are frozen:
+      the optimizer and the gradient clip then see the student's parameters alone, as without
+      a teacher. (Trainable, their zero gradients join the clip's total norm and reorder its
+      float sum: on RetinaNet, whose study config clips at norm 10, that moved a clipped step
+      in the last bit at iteration 148 and the run off the baseline's from 151 on.)
     Validation and testing run the student alone, as ``SingleTeacherDistill`` does.
     """
 
@@ -56,6 +61,10 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             architecture = MODELS.build(architecture)
         with torch.random.fork_rng(devices=[]):
             super().__init__(architecture=architecture, **kwargs)
+        weights = [getattr(loss, 'loss_weight', None)
+                   for loss in self.distiller.distill_losses.values()]
+        if weights and all(w == 0 for w in weights):
+            self.distiller.requires_grad_(False)
 
     def init_weights(self) -> None:
         """The student first, drawing what it draws without a teacher; the rest (a teacher

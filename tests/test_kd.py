@@ -109,6 +109,32 @@ def test_kd_student_starts_and_trains_as_the_baseline_at_weight_zero(student, re
     assert logged, 'the distillation term is computed (at weight 0) and logged'
 
 
+def test_kd_at_weight_zero_clips_as_the_baseline(digit_scenes, tmp_path):
+    """A gradient clip that acts at every step (max norm 1e-3): at weight 0 the PKD connectors
+    are frozen, so the clip's total norm is taken over the student's gradients alone, as the
+    baseline's is (trainable, their zero gradients join the sum and reorder it: on the study's
+    RetinaNet that moved a clipped step in the last bit at iteration 148), and the student's
+    weights stay equal to the baseline's."""
+    def clipped(cfg):
+        cfg.optim_wrapper.clip_grad = dict(max_norm=1e-3, norm_type=2)
+        cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = 3
+        return cfg
+
+    def clipped_grads(runner):  # what OptimWrapper.clip_grads takes the norm of, at a step
+        return [p for group in runner.optim_wrapper.optimizer.param_groups
+                for p in group['params'] if p.requires_grad]
+    base = clipped(tiny_cfg(DET, digit_scenes, str(tmp_path / 'base'), iters=3))
+    base.randomness = dict(seed=0)
+    end_b, runner_b = student_after(base, train=True)
+    kd = clipped(kd_cfg(DET, digit_scenes, str(tmp_path / 'kd'), 'pkd', 0.0))
+    end_k, runner_k = student_after(kd, train=True)
+    assert runner_k.message_hub.get_scalar('train/grad_norm').current() > 1e-3  # it clipped
+    assert len(clipped_grads(runner_k)) == len(clipped_grads(runner_b))
+    assert all(torch.equal(end_b[k], end_k[k]) for k in end_b)
+    live = kd_cfg(DET, digit_scenes, str(tmp_path / 'live'), 'pkd', 0.5)
+    assert all(p.requires_grad for p in Runner.from_cfg(live).model.distiller.parameters())
+
+
 def test_kd_trains_with_a_live_term_and_a_frozen_teacher(digit_scenes, tmp_path):
     cfg = kd_cfg(SEG, digit_scenes, str(tmp_path / 'kd'), 'kl', 1.0, tau=4.0)
     runner = Runner.from_cfg(cfg)
