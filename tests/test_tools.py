@@ -266,6 +266,54 @@ def test_accuracy_study_resumes_a_run_stopped_part_way(tmp_path):
     assert 'Advance dataloader 2 steps' in log  # trained on from iteration 2, not from 0
 
 
+KILL_AFTER_FIRST_EPOCH = """
+import os
+replace = os.replace
+def replace_then_exit(src, dst, *args, **kwargs):
+    replace(src, dst, *args, **kwargs)
+    if str(dst).endswith('.partial'):
+        os._exit(3)
+os.replace = replace_then_exit
+"""
+
+
+def test_pretraining_stopped_part_way_goes_on_to_the_same_weights(tmp_path):
+    """A pretraining killed after its first epoch (a session's end) resumes from that epoch's
+    state and ends on the weights of an unbroken run; a state left by other settings is
+    refused with what to do."""
+    import torch
+
+    def pretrain(out, *more, env=None):
+        return subprocess.run(
+            [PY, osp.join(ROOT, 'tools/pretrain_backbone.py'), '--arch', 'resnet18-w16',
+             '--out', str(out), '--num', '64', '--epochs', '2', '--batch', '32', *more],
+            capture_output=True, text=True, env=env)
+
+    whole = pretrain(tmp_path / 'whole.pth')
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killer = tmp_path / 'killer'
+    killer.mkdir()
+    (killer / 'sitecustomize.py').write_text(KILL_AFTER_FIRST_EPOCH)
+    out = tmp_path / 'broken.pth'
+    proc = pretrain(out, env=dict(os.environ, PYTHONPATH=str(killer)))
+    assert proc.returncode == 3 and not out.exists()
+    assert (tmp_path / 'broken.pth.partial').is_file()
+
+    refused = pretrain(out, '--seed', '7')
+    assert refused.returncode != 0 and not out.exists()
+    assert 'broken.pth.partial is a pretraining with other settings' in refused.stderr
+    assert 'delete it to start this one over' in refused.stderr
+
+    proc = pretrain(out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'resumed from' in proc.stdout + proc.stderr and 'after epoch 1/2' in proc.stdout + proc.stderr
+    assert not (tmp_path / 'broken.pth.partial').exists()
+    a, b = (torch.load(p, map_location='cpu', weights_only=True) for p in (tmp_path / 'whole.pth', out))
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    assert all(torch.equal(a['state_dict'][k], b['state_dict'][k]) for k in a['state_dict'])
+    assert a['meta']['accuracy'] == b['meta']['accuracy']
+
+
 def record(run: dict, final: float, where: dict, **more) -> dict:
     """A finished run of the study's own spec (``--dry-run``'s JSON)."""
     return dict(run, machine=where, curve=[[run['iters'] // 2, final - 5], [run['iters'], final]],

@@ -357,7 +357,7 @@ def key_of(r: dict, with_machine: bool = True) -> tuple:
 
 def ensure_checkpoints(args, models, width: int = 16) -> dict:
     """The pretrained backbone of each model at ``width`` base channels (16: the student's),
-    trained once (minutes) where missing (not in a ``--dry-run``: only its path)."""
+    trained once (minutes; hours for w64) where missing (not in a ``--dry-run``: only its path)."""
     paths = {}
     for model in models:
         arch = MODELS[model][5].replace('-w16', f'-w{width}')
@@ -370,7 +370,8 @@ def ensure_checkpoints(args, models, width: int = 16) -> dict:
                        '--out', path] + (['--num', '64', '--epochs', '1', '--batch', '32']
                                          if args.quick else [])
             os.makedirs(args.pretrained_dir, exist_ok=True)
-            if run_logged(command, log, append=False):
+            # A pretraining stopped part way goes on from its last epoch: keep its log.
+            if run_logged(command, log, append=osp.isfile(path + '.partial')):
                 raise RuntimeError(f'pretraining {arch} failed; its log: {log}')
         paths[model] = path
     return paths

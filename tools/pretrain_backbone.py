@@ -75,7 +75,12 @@ def build(arch: str):
 
 def pretrain(arch: str, out: str, num: int = 20000, epochs: int = 6, seed: int = 1000,
              batch: int = 128, threads: int = 0) -> dict:
-    """Train and save; returns the held-out accuracy and the time taken."""
+    """Train and save; returns the held-out accuracy and the time taken.
+
+    Every epoch leaves its state in ``<out>.partial`` (weights, optimizer, schedule and the
+    shuffling generator), so a pretraining stopped part way (a session's end: the w64 backbones
+    take hours on a CPU) goes on from its last whole epoch when started again, to the weights
+    an unbroken run gives; the file is removed once ``out`` is written."""
     import torch
     import torch.nn.functional as F
     from mmengine.logging import print_log
@@ -95,12 +100,29 @@ def pretrain(arch: str, out: str, num: int = 20000, epochs: int = 6, seed: int =
     optim = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
     steps = epochs * (num // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=2e-3, total_steps=steps)
+    gen = torch.Generator().manual_seed(seed)
+    settings = dict(arch=arch, num=num, epochs=epochs, seed=seed, batch=batch)
+    partial, first, spent = out + '.partial', 0, 0.0
+    if osp.isfile(partial):
+        state = torch.load(partial, map_location='cpu', weights_only=False)
+        if state['settings'] != settings:
+            raise SystemExit(
+                f'pretrain_backbone: {partial} is a pretraining with other settings '
+                f"({state['settings']}, not {settings}): delete it to start this one over")
+        backbone.load_state_dict(state['backbone'])
+        head.load_state_dict(state['head'])
+        optim.load_state_dict(state['optim'])
+        sched.load_state_dict(state['sched'])
+        gen.set_state(state['generator'])
+        first, spent = state['epoch'], state['seconds']
+        print_log(f'pretrain {arch}: resumed from {partial} after epoch {first}/{epochs}',
+                  logger='current')
 
     def logits(inputs):
         return head(backbone(inputs)[-1].mean((2, 3)))
 
-    gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    for epoch in range(first, epochs):
         backbone.train()
         order = torch.randperm(num, generator=gen)
         for k in range(num // batch):
@@ -115,10 +137,16 @@ def pretrain(arch: str, out: str, num: int = 20000, epochs: int = 6, seed: int =
             acc = float((logits(x_test).argmax(1) == y_test).float().mean())
         print_log(f'pretrain {arch}: epoch {epoch + 1}/{epochs}, loss {loss.item():.3f}, '
                   f'held-out accuracy {100 * acc:.1f}%', logger='current')
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    meta = dict(arch=arch, num=num, epochs=epochs, seed=seed, accuracy=acc,
-                seconds=time.time() - start)
+        if epoch + 1 < epochs:
+            torch.save(dict(settings=settings, epoch=epoch + 1, backbone=backbone.state_dict(),
+                            head=head.state_dict(), optim=optim.state_dict(),
+                            sched=sched.state_dict(), generator=gen.get_state(),
+                            seconds=spent + time.time() - start), partial + '.tmp')
+            os.replace(partial + '.tmp', partial)
+    meta = dict(settings, accuracy=acc, seconds=spent + time.time() - start)
     torch.save(dict(state_dict=backbone.state_dict(), meta=meta), out)
+    if osp.isfile(partial):
+        os.remove(partial)
     print_log(f'pretrain {arch}: saved {out} ({meta})', logger='current')
     return meta
 
