@@ -169,3 +169,55 @@ def test_done_elsewhere_names_the_other_machine():
     assert said.startswith('1 of them are in the results file from another machine only (B | '
                            'torch 2 | 1 thread(s))')
     assert done_elsewhere([dict(seed=2)], done, key=lambda r: r['seed']) == ''
+
+
+HOLD = """
+import sys, time
+from ipsd_mm.comparison import hold_run_dir
+with hold_run_dir(sys.argv[1]):
+    print('held', flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_run_held_by_another_process_is_not_trained_twice(tmp_path):
+    """Two runners of one plan or work dir: a run another live process is training is refused
+    by compare (naming it) and left out by the study (with its kd runs when it is their
+    teacher); the lock goes with its process, however that ends."""
+    from ipsd_mm.comparison import RunDirBusy, hold_run_dir, run_dir_busy
+    study = [sys.executable, osp.join(ROOT, 'tools', 'accuracy_study.py'), '--quick',
+             '--models', 'retinanet', '--variants', 'teacher', 'kd', '--starts', 'scratch',
+             '--seeds', '0', '--work-dir', str(tmp_path / 'study'), '--results',
+             str(tmp_path / 'results.jsonl'), '--dry-run']
+    def runs_to_do(proc):
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
+
+    specs = runs_to_do(subprocess.run(study, capture_output=True, text=True, cwd=ROOT))
+    assert sorted(s['variant'] for s in specs) == ['baseline', 'kd', 'teacher']
+    teacher = next(osp.join(ROOT, s['work_dir']) for s in specs if s['variant'] == 'teacher')
+    base = tmp_path / 'compare' / 'baseline_s0'
+    holders = [subprocess.Popen([sys.executable, '-c', HOLD, str(d)], stdout=subprocess.PIPE,
+                                text=True, cwd=ROOT) for d in (teacher, base)]
+    try:
+        assert all(h.stdout.readline().strip() == 'held' for h in holders)
+        assert f'pid {holders[1].pid} on' in run_dir_busy(str(base))
+        with pytest.raises(RunDirBusy, match='being trained now by another process'):
+            with hold_run_dir(str(base)):
+                pass
+        proc = subprocess.run([sys.executable, COMPARE, 'baseline=configs/study/'
+                               'deeplabv3_r18-d8-w16_digit-scenes.py', '--seeds', '0',
+                               '--work-dir', str(tmp_path / 'compare'), '--print-commands'],
+                              capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode != 0 and 'train.py' not in proc.stdout
+        assert f'compare: baseline_s0: {base} is being trained now by another process' \
+            in proc.stderr and 'wait for it to end, or stop it' in proc.stderr
+        proc = subprocess.run(study, capture_output=True, text=True, cwd=ROOT)
+        assert [s['variant'] for s in runs_to_do(proc)] == ['baseline']
+        log = proc.stdout + proc.stderr
+        assert 'not started here: retinanet_scratch_val_teacher' in log
+        assert 'its teacher is being trained by another process' in log
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+    assert run_dir_busy(str(base)) is None and run_dir_busy(teacher) is None

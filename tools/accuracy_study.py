@@ -49,7 +49,8 @@ from mmengine.logging import print_log
 
 from ipsd_mm.comparison import (append_record, baselines_of, diff_cell, done_elsewhere, group_by,
                                 load_records, machine, machine_id, new_table, paired_diffs,
-                                run_logged, run_pool, spread_cell, t_interval, train_resumable)
+                                run_dir_busy, run_logged, run_pool, spread_cell, t_interval,
+                                train_resumable)
 from ipsd_mm.comparison.training import CURVE, EXTRA, RESUMED_AT
 
 TOOLS = osp.dirname(osp.abspath(__file__))
@@ -435,7 +436,7 @@ def main(args) -> None:
     done = load_records(args.results)
     if not args.table:
         here = machine()
-        specs = plan(args, done, here)
+        specs = skip_busy(plan(args, done, here))
         print_log(f'{len(specs)} runs to do on {machine_id(here)}, {len(done)} results in '
                   f'{args.results}', logger='current')
         elsewhere = done_elsewhere(specs, done, lambda r: key_of(r, with_machine=False))
@@ -455,6 +456,30 @@ def main(args) -> None:
             args.data and (args.table or r['split'] == args.split)]
     print(table(rows, args.markdown))
     print(error_table(rows, args.markdown))
+
+
+def skip_busy(specs: list) -> list:
+    """``specs`` less the runs another process is training now (a second runner of the same
+    plan or results file; that process records them), and the kd runs whose teacher is such a
+    run; each one left out is named."""
+    busy = {}
+    for spec in specs:
+        why = run_dir_busy(resolve(spec['work_dir']))
+        if why:
+            busy[spec['work_dir']] = why
+    teachers = {s['teacher'] for s in specs if s['variant'] == 'teacher' and s['work_dir'] in busy}
+    keep = []
+    for spec in specs:
+        if spec['work_dir'] in busy:
+            print_log(f"not started here: {name_of(spec)}: {busy[spec['work_dir']]}",
+                      logger='current', level=logging.WARNING)
+        elif spec['variant'] == 'kd' and spec['teacher'] in teachers:
+            print_log(f'not started here: {name_of(spec)}: its teacher is being trained by '
+                      'another process; run the study again once it has ended',
+                      logger='current', level=logging.WARNING)
+        else:
+            keep.append(spec)
+    return keep
 
 
 def run_specs(specs: list, jobs: int, log_dir: str, results: str, done: list) -> None:

@@ -28,9 +28,10 @@ import warnings
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 
-from ipsd_mm.comparison import (append_record, claim_run_dir, compare_table, derive_ipsd,
-                                finished, load_records, machine, pick_metric, plot_curves,
-                                record_of, run_key, run_logged, run_name, train_command)
+from ipsd_mm.comparison import (RunDirBusy, append_record, claim_run_dir, compare_table,
+                                derive_ipsd, finished, hold_run_dir, load_records, machine,
+                                pick_metric, plot_curves, record_of, run_dir_busy, run_key,
+                                run_logged, run_name, train_command)
 
 
 def parse_args(argv=None):
@@ -109,6 +110,9 @@ def main(args) -> None:
                             cfg_options=args.cfg_options)) not in done]
     where = machine(threads=None)
     for variant, config, seed, work_dir in runs:  # before anything runs: each dir is its run's
+        busy = run_dir_busy(work_dir)
+        if busy:
+            raise SystemExit(f'compare: {run_name(variant, seed)}: {busy}')
         claim_run_dir(work_dir, config, seed, args.cfg_options)
     if args.print_commands:
         for variant, config, seed, work_dir in runs:
@@ -133,7 +137,12 @@ def main(args) -> None:
                       f"{' (resumed)' if resume else ''}: log {log}", logger='current')
             command = train_command(config, work_dir, seed, args.cfg_options, args.nproc,
                                     resume=resume, port=29500 + os.getpid() % 1000)
-            if run_logged(command, log):
+            try:
+                with hold_run_dir(work_dir):
+                    failed = run_logged(command, log)
+            except RunDirBusy as busy:  # started since the check above
+                raise SystemExit(f'compare: {run_name(variant, seed)}: {busy}')
+            if failed:
                 raise SystemExit(f'compare: {run_name(variant, seed)} failed; its log: {log}')
             where_run = where
         record = record_of(variant, config, seed, args.cfg_options, work_dir, where_run,

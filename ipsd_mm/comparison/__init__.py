@@ -19,14 +19,15 @@ from .records import (append_record, baselines_of, diff_cell, done_elsewhere, gr
                       load_records, machine, machine_id, new_table, paired_diffs, spread_cell,
                       t_interval)
 from .report import DEFAULT_METRICS, compare_table, metric_scale, pick_metric, plot_curves
-from .training import (RecordEvaluations, claim_run_dir, derive_ipsd, finished, read_curve,
-                       record_of, run_key, run_logged, run_name, run_pool, train_command,
-                       train_resumable)
+from .training import (RecordEvaluations, RunDirBusy, claim_run_dir, derive_ipsd, finished,
+                       hold_run_dir, read_curve, record_of, run_dir_busy, run_key, run_logged,
+                       run_name, run_pool, train_command, train_resumable)
 
 __all__ = [
     'machine', 'machine_id', 'load_records', 'append_record', 'done_elsewhere', 'group_by',
     'baselines_of', 'paired_diffs', 't_interval', 'diff_cell', 'spread_cell', 'new_table',
     'DEFAULT_METRICS', 'pick_metric', 'compare_table', 'metric_scale', 'plot_curves',
     'run_name', 'run_key', 'claim_run_dir', 'train_command', 'read_curve', 'finished',
-    'record_of', 'derive_ipsd', 'run_logged', 'RecordEvaluations', 'train_resumable', 'run_pool'
+    'record_of', 'derive_ipsd', 'run_logged', 'RecordEvaluations', 'train_resumable', 'run_pool',
+    'RunDirBusy', 'hold_run_dir', 'run_dir_busy'
 ]

@@ -7,8 +7,10 @@ import os
 import os.path as osp
 import queue
 import subprocess
+import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from glob import glob
 from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
@@ -43,6 +45,55 @@ def claim_run_dir(work_dir: str, config: str, seed: int, cfg_options: dict) -> N
     os.makedirs(work_dir, exist_ok=True)
     with open(marker, 'w') as f:
         json.dump(mine, f)
+
+
+class RunDirBusy(RuntimeError):
+    """A run's work dir that another live process is training in now."""
+
+
+LOCK = '.training'  # in a run's work dir, locked while a process trains the run
+
+
+@contextmanager
+def hold_run_dir(work_dir: str):
+    """Hold ``work_dir`` for this process while the block runs; raise ``RunDirBusy`` (naming the
+    holder) if another process holds it: two runners of one plan or results file must not
+    train the same run into the same checkpoints. The operating system drops the lock when its
+    process ends, however it ends, so a killed run leaves nothing to clean up. POSIX only
+    (``fcntl``); elsewhere nothing is held."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        yield
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, LOCK), 'a+') as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise RunDirBusy(f'{work_dir} is being trained now by another process '
+                             f'({f.read().strip() or "unknown"}): wait for it to end, or '
+                             'stop it, before training this run here') from None
+        f.seek(0)
+        f.truncate()
+        f.write(f'pid {os.getpid()} on {socket.gethostname()}')
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run_dir_busy(work_dir: str) -> Optional[str]:
+    """Why ``work_dir`` cannot be trained in now (another process holds it), or None."""
+    if not osp.isdir(work_dir):
+        return None
+    try:
+        with hold_run_dir(work_dir):
+            return None
+    except RunDirBusy as busy:
+        return str(busy)
 
 
 def train_command(config: str, work_dir: str, seed: int, cfg_options: dict, nproc: int = 1,
@@ -209,20 +260,21 @@ def train_resumable(cfg, metric: str, run: str, checkpoint: str, keep: Sequence[
     """Train ``cfg`` (its ``work_dir`` set) and return the Runner, its curve in the message
     hub (``CURVE``, ``EXTRA``, ``RESUMED_AT``). A checkpoint that ``RecordEvaluations`` left in
     the work dir is resumed when it is this ``run``'s, and refused, saying what to do, when it
-    is another's."""
+    is another's; another process training in the same work dir is refused too."""
     import torch
     from mmengine.runner import Runner
     path = osp.join(cfg.work_dir, checkpoint)
-    if osp.isfile(path):
-        saved = torch.load(path, map_location='cpu', weights_only=True)['meta']
-        if saved.get('study_run') != run:
-            raise RuntimeError(
-                f'{path} was saved by another run or machine ({saved.get("study_run")}), '
-                f'not this one ({run}); delete it to start this run over')
-        cfg.load_from, cfg.resume = path, True
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(RecordEvaluations(metric, run, checkpoint, keep), priority='LOWEST')
-    runner.train()
+    with hold_run_dir(cfg.work_dir):
+        if osp.isfile(path):
+            saved = torch.load(path, map_location='cpu', weights_only=True)['meta']
+            if saved.get('study_run') != run:
+                raise RuntimeError(
+                    f'{path} was saved by another run or machine ({saved.get("study_run")}), '
+                    f'not this one ({run}); delete it to start this run over')
+            cfg.load_from, cfg.resume = path, True
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(RecordEvaluations(metric, run, checkpoint, keep), priority='LOWEST')
+        runner.train()
     return runner
 
 
