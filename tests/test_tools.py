@@ -532,8 +532,8 @@ def test_accuracy_study_footing_sets_the_batch(tmp_path):
 
 def test_accuracy_study_trains_the_teacher_once_then_the_kd_student(tmp_path):
     """--variants kd: the teacher first (its own row, its weights kept), the baseline and the
-    kd student paired with it; weights that went missing are made again without a second
-    record."""
+    kd student paired with it; weights that went missing are made again, without a second
+    record, once a kd run still to do needs them, and not before."""
     results = tmp_path / 'results.jsonl'
     work = tmp_path / 'work'
     command = [PY, osp.join(ROOT, 'tools/accuracy_study.py'), '--quick', '--models', 'deeplabv3',
@@ -552,9 +552,17 @@ def test_accuracy_study_trains_the_teacher_once_then_the_kd_student(tmp_path):
     log = open(work / 'logs' / 'deeplabv3_pretrained_val_kd_kl_4it_s0.log').read()
     assert 'distill.loss_kl' in log
     os.remove(kd['teacher'])
-    proc = subprocess.run(command, capture_output=True, text=True)
+    proc = subprocess.run(command, capture_output=True, text=True)  # no kd run left to do
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert osp.isfile(kd['teacher']) and len(open(results).readlines()) == 3
+    assert not osp.isfile(kd['teacher']) and len(open(results).readlines()) == 3
+    proc = subprocess.run(command + ['--seeds', '1'], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    said = proc.stdout + proc.stderr
+    assert '1 teacher(s) done on this machine have no weights here' in said
+    assert 'another machine' not in said  # its row is this machine's own
+    assert osp.isfile(kd['teacher'])
+    assert sorted(json.loads(line)['variant'] for line in open(results)) == [
+        'baseline', 'baseline', 'kd', 'kd', 'teacher']
     bad = subprocess.run(command[:-2] + ['--kd-options', 'recipe=fitnet'], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and 'recipe=fitnet: name cwd or kl' in bad.stderr

@@ -358,7 +358,7 @@ def key_of(r: dict, with_machine: bool = True) -> tuple:
 
 def ensure_checkpoints(args, models, width: int = 16) -> dict:
     """The pretrained backbone of each model at ``width`` base channels (16: the student's),
-    trained once (minutes; hours for w64) where missing (not in a ``--dry-run``: only its path)."""
+    trained once (minutes) where missing (not in a ``--dry-run``: only its path)."""
     paths = {}
     for model in models:
         arch = MODELS[model][5].replace('-w16', f'-w{width}')
@@ -396,18 +396,18 @@ def plan(args, done: list, here: dict) -> list:
         variants.insert(1, 'teacher')  # made on first use (skipped below when there)
     for model in args.models:
         for start in args.starts:
-            for variant in variants:
-                for seed in ([TEACHER_SEED] if variant == 'teacher' else args.seeds):
-                    spec = run_spec(args, model, start, variant, seed,
-                                    (teachers if variant == 'teacher' else checkpoints).get(model))
-                    fresh = key_of(dict(spec, machine=here)) not in done_keys
-                    if variant == 'teacher':  # wanted for its row, or its weights
-                        missing = not osp.isfile(resolve(spec['teacher']))
-                        if (fresh and 'teacher' in args.variants) or (
-                                missing and 'kd' in args.variants):
-                            wanted.append(spec)
-                    elif fresh:
-                        wanted.append(spec)
+            specs = [run_spec(args, model, start, variant, seed,
+                              (teachers if variant == 'teacher' else checkpoints).get(model))
+                     for variant in variants
+                     for seed in ([TEACHER_SEED] if variant == 'teacher' else args.seeds)]
+            fresh = [key_of(dict(spec, machine=here)) not in done_keys for spec in specs]
+            kd_to_do = any(new and s['variant'] == 'kd' for s, new in zip(specs, fresh))
+            for spec, new in zip(specs, fresh):
+                if spec['variant'] == 'teacher':  # for its row, or for a kd run still to do
+                    missing = not osp.isfile(resolve(spec['teacher']))
+                    new = (new and 'teacher' in args.variants) or (missing and kd_to_do)
+                if new:
+                    wanted.append(spec)
     return wanted
 
 
@@ -439,7 +439,14 @@ def main(args) -> None:
         specs = skip_busy(plan(args, done, here))
         print_log(f'{len(specs)} runs to do on {machine_id(here)}, {len(done)} results in '
                   f'{args.results}', logger='current')
-        elsewhere = done_elsewhere(specs, done, lambda r: key_of(r, with_machine=False))
+        done_keys = {key_of(r) for r in done}
+        again = [s for s in specs if key_of(dict(s, machine=here)) in done_keys]
+        if again:  # teachers whose weights are gone: their rows stay, the weights are made
+            print_log(f'{len(again)} teacher(s) done on this machine have no weights here ('
+                      + ', '.join(s['teacher'] for s in again) + '): trained again for the '
+                      'kd runs still to do; their rows stay as they are', logger='current')
+        elsewhere = done_elsewhere([s for s in specs if s not in again], done,
+                                   lambda r: key_of(r, with_machine=False))
         if elsewhere:
             print_log(elsewhere, logger='current', level=logging.WARNING)
         if args.dry_run:
