@@ -493,14 +493,21 @@ def run_specs(specs: list, jobs: int, log_dir: str, results: str, done: list) ->
     """Run ``specs``, ``jobs`` at a time (one thread each, their logs in ``log_dir``), appending
     each record to ``results`` (and ``done``) as it finishes, with one line each on the
     terminal. Teachers start first and the kd runs last, each kd run once its teacher is
-    trained; the other runs fill the slots meanwhile."""
+    trained; the other runs fill the slots meanwhile. A teacher remade for its weights adds no
+    row; it is checked against the row it has (a warning where the two differ)."""
     order = sorted(specs, key=lambda s: {'teacher': 0, 'kd': 2}.get(s['variant'], 1))
     for result in run_pool(order, jobs, lambda spec: launch(spec, log_dir),
                            after=lambda s: s['teacher'] if s['variant'] == 'kd' else None,
                            provides=lambda s: s['teacher'] if s['variant'] == 'teacher' else None):
-        if key_of(result) not in {key_of(r) for r in done}:  # not a teacher's weights remade
+        recorded = [r for r in done if key_of(r) == key_of(result)]
+        if not recorded:
             append_record(results, result)  # as each run finishes
             done.append(result)
+        elif recorded[0]['final'] != result['final']:  # a teacher's weights remade
+            print_log(f'{name_of(result)}: the remade teacher scores {result["final"]:.2f}, its '
+                      f'row {recorded[0]["final"]:.2f}: the kd runs from now on distil from '
+                      'other weights than those before (a changed backbone or library?)',
+                      logger='current', level=logging.WARNING)
         os.remove(osp.join(resolve(result['work_dir']), CHECKPOINT))  # recorded
         print_log(f'done: {name_of(result)}: {result["final"]:.2f} '
                   f'({len(done)} results)', logger='current')
