@@ -286,7 +286,8 @@ def test_pretraining_stopped_part_way_goes_on_to_the_same_weights(tmp_path):
     def pretrain(out, *more, env=None):
         return subprocess.run(
             [PY, osp.join(ROOT, 'tools/pretrain_backbone.py'), '--arch', 'resnet18-w16',
-             '--out', str(out), '--num', '64', '--epochs', '2', '--batch', '32', *more],
+             '--out', str(out), '--num', '64', '--epochs', '2', '--batch', '32',
+             '--threads', '1', *more],  # bit for bit on one thread; on two, not under load
             capture_output=True, text=True, env=env)
 
     whole = pretrain(tmp_path / 'whole.pth')

@@ -78,9 +78,10 @@ def pretrain(arch: str, out: str, num: int = 20000, epochs: int = 6, seed: int =
     """Train and save; returns the held-out accuracy and the time taken.
 
     Every epoch leaves its state in ``<out>.partial`` (weights, optimizer, schedule and the
-    shuffling generator), so a pretraining stopped part way (a session's end: the w64 backbones
-    take hours on a CPU) goes on from its last whole epoch when started again, to the weights
-    an unbroken run gives; the file is removed once ``out`` is written."""
+    shuffling generator), so a pretraining stopped part way (a session's end) goes on from its
+    last whole epoch when started again, to the weights an unbroken run gives (bit for bit on
+    one thread; on several, torch's CPU kernels can change the last bits while other work loads
+    the cores); the file is removed once ``out`` is written."""
     import torch
     import torch.nn.functional as F
     from mmengine.logging import print_log
@@ -159,7 +160,9 @@ def parse_args():
     parser.add_argument('--epochs', type=int, default=6)
     parser.add_argument('--seed', type=int, default=1000)
     parser.add_argument('--batch', type=int, default=128)
-    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch threads (0: default; 1 for weights that are the same bits '
+                        'on a loaded machine)')
     return parser.parse_args()
 
 
