@@ -5,9 +5,10 @@
 =========================  ===================================================================
 registered name            what
 =========================  ===================================================================
-FrozenTeacherDistill       MMRazor's ``SingleTeacherDistill`` with two fixes for a fair control:
-                           the student starts from exactly the weights the same config and seed
-                           give without distillation, and the teacher is wholly in eval mode
+FrozenTeacherDistill       MMRazor's ``SingleTeacherDistill`` made a fair control: the student
+                           starts from exactly the weights the same config and seed give without
+                           distillation, the teacher is wholly in eval mode and draws nothing
+                           from the student's random streams
 PixelKLDivergence          logits KD per pixel, averaged over pixels as the decode head's
                            cross-entropy is (IPSD's footing)
 =========================  ===================================================================
@@ -48,6 +49,11 @@ class FrozenTeacherDistill(SingleTeacherDistill):
     - A teacher that is not trainable is kept wholly in eval mode, dropout included (MMRazor
       sets only its BatchNorm layers to eval): its outputs are the model's, not a noisy draw,
       and its forward takes nothing from the random stream of the student's dropout.
+    - A frozen teacher's forward runs on a fork of the random streams (CPU and the current CUDA
+      device), so the student draws the numbers it would draw without a teacher.
+      (``SingleTeacherDistill`` runs the teacher in loss mode, where a two-stage detector's RPN
+      and RoI samplers draw from the global stream: on Faster R-CNN that moved the student's
+      sampling, and a weight-0 run left its baseline by 0.5 mAP at the first evaluation.)
     - A distiller whose every loss has weight 0 teaches nothing, so its connectors are frozen:
       the optimizer and the gradient clip then see the student's parameters alone, as without
       a teacher. (Trainable, their zero gradients join the clip's total norm and reorder its
@@ -61,6 +67,9 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             architecture = MODELS.build(architecture)
         with torch.random.fork_rng(devices=[]):
             super().__init__(architecture=architecture, **kwargs)
+        if not self.teacher_trainable:
+            self.teacher.register_forward_pre_hook(self._fork_rng)
+            self.teacher.register_forward_hook(self._join_rng)
         weights = [getattr(loss, 'loss_weight', None)
                    for loss in self.distiller.distill_losses.values()]
         if weights and all(w == 0 for w in weights):
@@ -74,6 +83,16 @@ class FrozenTeacherDistill(SingleTeacherDistill):
             self.architecture.init_weights()
         with torch.random.fork_rng(devices=[]):
             super().init_weights()
+
+    def _fork_rng(self, module, args) -> None:
+        devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+        self._teacher_rng = torch.random.fork_rng(devices=devices)
+        self._teacher_rng.__enter__()
+
+    def _join_rng(self, module, args, output) -> None:
+        """Restores the random state of before the teacher's forward (the forward pre-hook's)."""
+        rng, self._teacher_rng = self._teacher_rng, None
+        rng.__exit__(None, None, None)
 
     def train(self, mode: bool = True) -> 'FrozenTeacherDistill':
         super().train(mode)

@@ -17,6 +17,7 @@ from runner_utils import CONFIGS, tiny_cfg
 
 SEG = 'study/deeplabv3_r18-d8-w16_digit-scenes.py'
 DET = 'study/retinanet_r18-w16_fpn_digit-scenes.py'
+TWO_STAGE = 'study/faster-rcnn_r18-w16_fpn_digit-scenes.py'
 
 
 def run_python(script: str) -> subprocess.CompletedProcess:
@@ -85,13 +86,14 @@ def student_after(cfg: Config, train: bool) -> dict:
     return {k: v.clone() for k, v in model.state_dict().items()}, runner
 
 
-@pytest.mark.parametrize('student,recipe', [(SEG, 'cwd'), (DET, 'pkd')])
+@pytest.mark.parametrize('student,recipe', [(SEG, 'cwd'), (DET, 'pkd'), (TWO_STAGE, 'pkd')])
 def test_kd_student_starts_and_trains_as_the_baseline_at_weight_zero(student, recipe,
                                                                     digit_scenes, tmp_path):
     """The wrapper changes nothing by itself: same initial weights for the same seed (MMRazor's
     SingleTeacherDistill builds the teacher in between and moves them), and at weight 0 the
-    same weights after training (the teacher's forward, in eval mode, draws no random numbers
-    the student's dropout would have)."""
+    same weights after training: the teacher's forward, in eval mode and on a fork of the random
+    stream, draws none of the numbers the student's dropout (DeepLabV3) or its RPN and RoI
+    samplers (Faster R-CNN, whose teacher samples too in MMRazor's loss-mode forward) take."""
     base = tiny_cfg(student, digit_scenes, str(tmp_path / 'base'), iters=2)
     base.randomness = dict(seed=0)
     start_b, _ = student_after(base, train=False)
