@@ -152,13 +152,64 @@ def test_run_pool_starts_a_run_once_what_it_needs_is_there():
     assert done == ['baseline', 'teacher', 'kd']
 
 
-def test_a_run_failing_is_raised_by_the_pool():
+def test_run_pool_starts_a_run_ahead_of_the_queue_once_its_teacher_is_there():
+    """One slot: the kd run waits for the teacher's weights, then goes before the runs that
+    need nothing (the teacher and its kd runs are the longer path)."""
+    import time
+
     from ipsd_mm.comparison import run_pool
+    started = []
 
     def launch(spec):
-        raise RuntimeError(f"run {spec['name']} failed (exit 1)")
+        started.append(spec['name'])
+        time.sleep(0.2 if spec['name'] == 'teacher' else 0)  # the others are all queued
+        return dict(spec, final=1.0)
+    specs = [dict(name=n) for n in ('teacher', 'b0', 'b1', 'kd')]
+    done = [r['name'] for r in run_pool(
+        specs, 1, launch, after=lambda s: 'w32' if s['name'] == 'kd' else None,
+        provides=lambda s: 'w32' if s['name'] == 'teacher' else None)]
+    assert started == done == ['teacher', 'kd', 'b0', 'b1']
+
+
+def test_a_run_failing_is_raised_by_the_pool_after_the_others_came_back():
+    """A failed run stops neither the runs beside it nor those after it: their results come
+    back (to be recorded) before the failure is raised; the runs that needed what it was to
+    make never start."""
+    from ipsd_mm.comparison import run_pool
+    started, done = [], []
+
+    def launch(spec):
+        started.append(spec['name'])
+        if spec['name'] in ('t', 'teacher'):
+            raise RuntimeError(f"run {spec['name']} failed (exit 1)")
+        return dict(spec, final=1.0)
     with pytest.raises(RuntimeError, match='run t failed'):
         list(run_pool([dict(name='t')], 1, launch))
+    specs = [dict(name=n) for n in ('teacher', 't', 'b0', 'kd', 'b1')]
+    with pytest.raises(RuntimeError) as failed:
+        for result in run_pool(specs, 2, launch,
+                               after=lambda s: 'w32' if s['name'] == 'kd' else None,
+                               provides=lambda s: 'w32' if s['name'] == 'teacher' else None):
+            done.append(result['name'])
+    assert sorted(str(failed.value).split('; ')) == ['run t failed (exit 1)',
+                                                     'run teacher failed (exit 1)']
+    assert sorted(done) == ['b0', 'b1'] and 'kd' not in started
+
+
+def test_a_run_not_launched_holds_back_only_what_needs_it():
+    """``launch`` returning None (another runner took the run since the plan was made): no
+    result and no error; its kd runs are not started, the others are."""
+    from ipsd_mm.comparison import run_pool
+    started = []
+
+    def launch(spec):
+        started.append(spec['name'])
+        return None if spec['name'] == 'teacher' else dict(spec, final=1.0)
+    done = [r['name'] for r in run_pool(
+        [dict(name=n) for n in ('teacher', 'kd', 'b0')], 2, launch,
+        after=lambda s: 'w32' if s['name'] == 'kd' else None,
+        provides=lambda s: 'w32' if s['name'] == 'teacher' else None)]
+    assert done == ['b0'] and sorted(started) == ['b0', 'teacher']
 
 
 def test_done_elsewhere_names_the_other_machine():
@@ -169,6 +220,15 @@ def test_done_elsewhere_names_the_other_machine():
     assert said.startswith('1 of them are in the results file from another machine only (B | '
                            'torch 2 | 1 thread(s))')
     assert done_elsewhere([dict(seed=2)], done, key=lambda r: r['seed']) == ''
+
+
+def load_tool(name):
+    """``tools/NAME.py`` as a module (the tools are scripts, not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 HOLD = """
@@ -216,6 +276,13 @@ def test_a_run_held_by_another_process_is_not_trained_twice(tmp_path):
         log = proc.stdout + proc.stderr
         assert 'not started here: retinanet_scratch_val_teacher' in log
         assert 'its teacher is being trained by another process' in log
+        # Taken by another runner after this one planned it: left to that one at launch, its
+        # log untouched (the race of two runners of one plan).
+        tool = load_tool('accuracy_study')
+        teacher_spec = next(s for s in specs if s['variant'] == 'teacher')
+        logs = tmp_path / 'logs'
+        assert tool.launch(teacher_spec, str(logs)) is None
+        assert not logs.exists() or not any(logs.iterdir())
     finally:
         for h in holders:
             h.kill()

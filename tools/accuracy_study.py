@@ -42,6 +42,7 @@ import logging
 import os
 import os.path as osp
 import sys
+from typing import Optional
 
 import numpy as np
 from mmengine.config import DictAction
@@ -335,8 +336,14 @@ def teacher_path(args, spec: dict) -> str:
                              f"-w{spec['teacher_width']}_{spec['start']}_{spec['iters']}it.pth"))
 
 
-def launch(spec: dict, log_dir: str) -> dict:
+def launch(spec: dict, log_dir: str) -> Optional[dict]:
+    """Train ``spec`` in a process of its own and return its record; None, saying so, where
+    another process has started it since the plan was made (that process records it)."""
     name = name_of(spec)
+    busy = run_dir_busy(resolve(spec['work_dir']))
+    if busy:
+        print_log(f'not started here: {name}: {busy}', logger='current', level=logging.WARNING)
+        return None
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     log_file = osp.join(log_dir, name + '.log')
     resuming = osp.isfile(osp.join(resolve(spec['work_dir']), CHECKPOINT))
@@ -492,9 +499,11 @@ def skip_busy(specs: list) -> list:
 def run_specs(specs: list, jobs: int, log_dir: str, results: str, done: list) -> None:
     """Run ``specs``, ``jobs`` at a time (one thread each, their logs in ``log_dir``), appending
     each record to ``results`` (and ``done``) as it finishes, with one line each on the
-    terminal. Teachers start first and the kd runs last, each kd run once its teacher is
-    trained; the other runs fill the slots meanwhile. A teacher remade for its weights adds no
-    row; it is checked against the row it has (a warning where the two differ)."""
+    terminal. Teachers start first, each kd run as soon as its teacher is trained; the other
+    runs fill the slots meanwhile. A run that another runner has started since the plan was made
+    is left to it; a run that fails is raised once the others have ended and been recorded. A
+    teacher remade for its weights adds no row; it is checked against the row it has (a warning
+    where the two differ)."""
     order = sorted(specs, key=lambda s: {'teacher': 0, 'kd': 2}.get(s['variant'], 1))
     for result in run_pool(order, jobs, lambda spec: launch(spec, log_dir),
                            after=lambda s: s['teacher'] if s['variant'] == 'kd' else None,

@@ -3,18 +3,19 @@
 and the IPSD config derived from a baseline; for a study that drives the Runner itself a run
 that resumes from its last evaluation, and a pool that runs them N at a time."""
 import json
+import logging
 import os
 import os.path as osp
-import queue
 import subprocess
 import socket
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from glob import glob
 from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 # -- runs of any config (tools/compare.py) -------------------------------------------------------
 
@@ -278,36 +279,46 @@ def train_resumable(cfg, metric: str, run: str, checkpoint: str, keep: Sequence[
     return runner
 
 
-def run_pool(specs: Sequence[dict], jobs: int, launch: Callable[[dict], dict],
+def run_pool(specs: Sequence[dict], jobs: int, launch: Callable[[dict], Optional[dict]],
              after: Callable[[dict], Optional[Hashable]] = lambda spec: None,
              provides: Callable[[dict], Optional[Hashable]] = lambda spec: None
              ) -> Iterable[dict]:
     """Run ``launch(spec)`` for each of ``specs``, ``jobs`` at a time, yielding each result as
-    it finishes (so the caller can record it at once); a run that fails raises here. A spec
-    whose ``after`` names what another spec ``provides`` (a teacher's weights) starts once that
-    one has finished, without holding a slot meanwhile: the others fill the slots."""
-    finished: queue.Queue = queue.Queue()
+    it finishes (so the caller can record it at once). A spec whose ``after`` names what another
+    spec ``provides`` (a teacher's weights) waits for that one without holding a slot, and
+    starts as soon as it has finished, ahead of the runs that need nothing (it is the longer
+    path). ``launch`` returning None means it did not run that spec here (it says why); a run
+    that fails does not stop the others: their results still come back, and the failures are
+    raised together at the end. Either way, the specs after it are not started, and say so."""
     keys = {provides(spec) for spec in specs} - {None}
     waiting: Dict[Hashable, List[dict]] = {}
-    ready = []
+    pending: List[dict] = []
     for spec in specs:
         if after(spec) in keys:
             waiting.setdefault(after(spec), []).append(spec)
         else:
-            ready.append(spec)
+            pending.append(spec)
+    failures, running = [], {}
     with ThreadPoolExecutor(jobs) as pool:
-
-        def submit(spec: dict) -> None:
-            pool.submit(launch, spec).add_done_callback(
-                lambda future: done(future, spec))
-
-        def done(future, spec: dict) -> None:
-            if future.exception() is None:  # what it provides is there
-                for other in waiting.pop(provides(spec), []):
-                    submit(other)
-            finished.put(future)
-
-        for spec in ready:
-            submit(spec)
-        for _ in specs:
-            yield finished.get().result()  # a failed provider raises: its dependents never ran
+        while pending or running:
+            while pending and len(running) < jobs:
+                spec = pending.pop(0)
+                running[pool.submit(launch, spec)] = spec
+            future = next(as_completed(running))
+            spec = running.pop(future)
+            error = future.exception()
+            result = None if error else future.result()
+            dependents = waiting.pop(provides(spec), [])
+            if result is not None:
+                pending[:0] = dependents
+                yield result
+            elif dependents:
+                print_log(f'{len(dependents)} run(s) not started: they need '
+                          f'{provides(spec)}, which was not made here', logger='current',
+                          level=logging.WARNING)
+            if error:
+                failures.append(error)
+    if len(failures) > 1:
+        raise RuntimeError('; '.join(map(str, failures))) from failures[0]
+    if failures:
+        raise failures[0]
