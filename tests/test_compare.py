@@ -97,6 +97,35 @@ def test_paired_table_pairs_by_seed_and_machine():
     assert diff_cell([1.0]) == '+1.00 (n=1)' and diff_cell([]) == ''
 
 
+def test_the_study_table_pools_machines_only_when_asked_and_pairs_within_each(tmp_path):
+    """A point whose seeds ran on two machines: one row per machine by default; with
+    ``--pool-machines`` one row over both, each run still less its own machine's baseline."""
+    results = tmp_path / 'results.jsonl'
+    runs = []
+    for seed, cpu, base, kd in ((0, 'A', 60.0, 61.0), (1, 'A', 61.0, 63.0),
+                                (2, 'B', 70.0, 70.5), (3, 'B', 69.0, 70.0)):
+        for variant, final, tag in (('baseline', base, ''), ('kd', kd, '_w2')):
+            runs.append(dict(model='retinanet', variant=variant, tag=tag, start='pretrained',
+                             split='val', seed=seed, iters=10, num_train=600, ipsd_options={},
+                             kd_options=dict(loss_weight=2) if tag else {}, teacher_width=32,
+                             final=final, curve=[[10, final]], sec_per_iter=0.1,
+                             machine=dict(cpu=cpu, torch='2', threads=1)))
+    results.write_text(''.join(json.dumps(r) + '\n' for r in runs))
+
+    def kd_rows(*extra):
+        proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'accuracy_study.py'),
+                               '--table', '--models', 'retinanet', '--results', str(results),
+                               *extra], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return [line for line in proc.stdout.splitlines() if 'kd_w2' in line]
+    apart = kd_rows()
+    assert len(apart) == 2 and '+1.50' in apart[0] and '+0.75' in apart[1]
+    pooled = kd_rows('--pool-machines')
+    mean, ci = t_interval(np.array([1.0, 2.0, 0.5, 1.0]))
+    assert len(pooled) == 1 and '0 1 2 3' in pooled[0] and 'M1 M2' in pooled[0]
+    assert f'{mean:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] (n=4)' in pooled[0]
+
+
 def test_read_curve_takes_the_later_value_of_a_resumed_step(tmp_path):
     for stamp, lines in (('20260101_000000', [{'lr': 0.1, 'loss': 1.0, 'step': 1},
                                               {'mIoU': 10.0, 'time': 1.0, 'step': 2}]),

@@ -30,6 +30,7 @@ missing.
     python tools/accuracy_study.py --models retinanet --variants ipsd noswap noKD --tag _g1 \\
         --ipsd-options swap.box_grid=1 hook.gate=argmax          # one point of a search, on val
     python tools/accuracy_study.py --table [--markdown]          # print what is there
+    python tools/accuracy_study.py --table --pool-machines      # a point's runs on two machines
     python tools/accuracy_study.py --models retinanet --dry-run  # the runs to do, as JSON
 
 ``--ipsd-options`` set ``swap.<option>`` (``IntraClassPatchSwap``) and ``hook.<option>``
@@ -142,6 +143,10 @@ def parse_args(argv=None):
     parser.add_argument('--dry-run', action='store_true',
                         help='print the runs to do (one JSON spec a line), run nothing')
     parser.add_argument('--markdown', action='store_true', help='print the table as Markdown')
+    parser.add_argument('--pool-machines', action='store_true',
+                        help="one table row for a point's runs on every machine (each run still "
+                        "paired with its own machine's baseline): a study that had to go on on "
+                        'another machine')
     parser.add_argument('--run-one', help=argparse.SUPPRESS)  # a child process: one run's JSON
     args = parser.parse_args(argv)
     if args.quick:
@@ -468,7 +473,7 @@ def main(args) -> None:
         run_specs(specs, args.jobs, log_dir, args.results, done)
     rows = [r for r in done if r['model'] in args.models and r.get('data', 'printed') ==
             args.data and (args.table or r['split'] == args.split)]
-    print(table(rows, args.markdown))
+    print(table(rows, args.markdown, args.pool_machines))
     print(error_table(rows, args.markdown))
 
 
@@ -541,14 +546,15 @@ def best_points(results: list, data: str, split: str = 'val') -> list:
     return [best[m] for m in sorted(best)]
 
 
-def table(results: list, markdown: bool = False) -> str:
+def table(results: list, markdown: bool = False, pool_machines: bool = False) -> str:
     """One row per (model, start, split, variant and options, iterations, machine): the final
     metric per seed, mean ± std, the paired difference to the baseline (same seed, start, split,
-    machine) with its 95% CI, the mean learning curve and s/iter."""
+    machine) with its 95% CI, the mean learning curve and s/iter. ``pool_machines``: one row
+    for the runs of every machine, each still paired within its machine."""
     groups = group_by(results, lambda r: (
         r['model'], r.get('data', 'printed'), r['num_train'], r['start'], r['split'],
         r.get('footing', 'images'), r['variant'], r['tag'], options_of(r), r['iters'],
-        machine_id(r['machine'])))
+        '' if pool_machines else machine_id(r['machine'])))
     baselines = baselines_of(results, pair_key, final_of, is_baseline)
     t = new_table(['model', 'data', 'train', 'start', 'split', 'footing', 'variant', 'options',
                    'iters', 'seeds', 'final per seed', 'mean ± std', 'paired diff [95% CI]',
