@@ -241,6 +241,24 @@ def test_a_run_not_launched_holds_back_only_what_needs_it():
     assert done == ['b0'] and sorted(started) == ['b0', 'teacher']
 
 
+def test_machines_that_share_a_cpu_name_are_told_apart():
+    """A virtual machine's CPU name ("AMD EPYC") covers several CPUs whose kernels give other
+    numbers: the CPU's family, model, stepping and torch's instruction set are part of the
+    machine; a record from before they were kept keeps the id it had."""
+    import torch
+
+    from ipsd_mm.comparison import machine, machine_id
+    here = machine()
+    assert here['cpu_kind'].endswith(torch.backends.cpu.get_cpu_capability())
+    old = {k: v for k, v in here.items() if k != 'cpu_kind'}
+    assert machine_id(old) == f"{here['cpu']} | torch {here['torch']} | 1 thread(s)"
+    assert machine_id(here) == (f"{here['cpu']} ({here['cpu_kind']}) | torch {here['torch']} | "
+                                '1 thread(s)')
+    zen4, zen5 = (dict(cpu='AMD EPYC', cpu_kind=f'family {f} model 1 stepping 1, AVX512',
+                       torch='2', threads=1) for f in (25, 26))
+    assert len({machine_id(zen4), machine_id(zen5), machine_id(dict(zen4, cpu_kind=''))}) == 3
+
+
 def test_done_elsewhere_names_the_other_machine():
     from ipsd_mm.comparison import done_elsewhere
     here, there = dict(cpu='A', torch='2', threads=1), dict(cpu='B', torch='2', threads=1)

@@ -12,25 +12,38 @@ import numpy as np
 # -- what a number depends on ---------------------------------------------------------------
 
 def machine(threads: Optional[int] = 1) -> dict:
-    """What a result's numbers depend on besides the seed: the CPU model and the torch build
-    (its kernels), the threads per run, and the GPU when there is one."""
+    """What a result's numbers depend on besides the seed: the CPU (its model name, and where
+    the name does not tell them apart, as a virtual machine's "AMD EPYC" does not, its family,
+    model and stepping and the instruction set torch's kernels use), the torch build, the
+    threads per run, and the GPU when there is one."""
     import torch
-    cpu = platform.processor() or platform.machine()
+    cpu, info = platform.processor() or platform.machine(), {}
     try:
         with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block
+                key, _, value = line.partition(':')
+                info[key.strip()] = value.strip()
+    except OSError:
         pass
-    out = dict(cpu=cpu, torch=torch.__version__, threads=threads)
+    cpu = info.get('model name', cpu)
+    kind = ' '.join(f'{label} {info[key]}' for label, key in (
+        ('family', 'cpu family'), ('model', 'model'), ('stepping', 'stepping')) if key in info)
+    out = dict(cpu=cpu, cpu_kind=', '.join(filter(None, (
+        kind, torch.backends.cpu.get_cpu_capability()))), torch=torch.__version__, threads=threads)
     if threads is None and torch.cuda.is_available():
         out['gpu'] = torch.cuda.get_device_name(0)
     return out
 
 
 def machine_id(m: dict) -> str:
+    """A machine as the results tell machines apart (records made before ``cpu_kind`` was kept
+    have only the CPU's name)."""
+    kind = f" ({m['cpu_kind']})" if m.get('cpu_kind') else ''
     gpu = f" | {m['gpu']}" if m.get('gpu') else ''
     threads = f" | {m['threads']} thread(s)" if m.get('threads') is not None else ''
-    return f"{m['cpu']} | torch {m['torch']}{threads}{gpu}"
+    return f"{m['cpu']}{kind} | torch {m['torch']}{threads}{gpu}"
 
 
 # -- the results file -------------------------------------------------------------------------
