@@ -344,11 +344,9 @@ def teacher_path(args, spec: dict) -> str:
 def launch(spec: dict, log_dir: str) -> Optional[dict]:
     """Train ``spec`` in a process of its own and return its record; None, saying so, where
     another process has started it since the plan was made (that process records it)."""
-    name = name_of(spec)
-    busy = run_dir_busy(resolve(spec['work_dir']))
-    if busy:
-        print_log(f'not started here: {name}: {busy}', logger='current', level=logging.WARNING)
+    if not skip_busy([spec]):  # the check at planning, again at the start
         return None
+    name = name_of(spec)
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     log_file = osp.join(log_dir, name + '.log')
     resuming = osp.isfile(osp.join(resolve(spec['work_dir']), CHECKPOINT))
